@@ -1,0 +1,146 @@
+"""The glue `run.py` calls: build the parts named by the config, guard the run directory,
+hand a RunContext to the method, and always leave a summary behind."""
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from llmrl.checkpoint import Checkpoint, CheckpointDir
+from llmrl.counting import StepCounter
+from llmrl.envs.spec import EnvSpec
+from llmrl.errors import ConfigError
+from llmrl.seeding import eval_seeds, seed_everything
+from llmrl.tracking import CURVE_FILE, SUMMARY_FILE, Tracker
+
+log = logging.getLogger(__name__)
+
+
+class Method(Protocol):
+    name: str
+    needs_llm: bool
+    extra_columns: list[str]
+
+    def budget(self, spec: EnvSpec) -> int: ...
+
+    def train(self, ctx: "RunContext", checkpoint: Checkpoint | None) -> dict[str, Any]: ...
+
+
+@dataclass
+class RunContext:
+    """Everything a method needs from the outside world, and nothing else."""
+
+    cfg: DictConfig
+    spec: EnvSpec
+    run_dir: Path
+    seed: int
+    tracker: Tracker
+    counter: StepCounter
+    checkpoints: CheckpointDir
+    llm: Any = None
+
+    def eval_seeds(self) -> list[int]:
+        return eval_seeds(self.seed, int(self.cfg.eval_seed_offset), self.spec.eval_episodes)
+
+
+def _check_seed(seed: Any) -> int:
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"seed={seed!r} must be a non-negative integer, e.g. seed=0")
+    return seed
+
+
+def _build(node: DictConfig, group: str) -> Any:
+    """Instantiate a `_target_` node; a ConfigError from inside keeps its one-line message."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return instantiate(node, _convert_="all")
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        if isinstance(cause, TypeError) and "unexpected keyword" in str(cause):
+            raise ConfigError(f"{group}: {cause} (check the keys under {group}. in conf/{group}/)") from None
+        raise
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    seed = _check_seed(cfg.seed)
+    spec: EnvSpec = _build(cfg.env, "env")
+    method: Method = _build(cfg.method, "method")
+    total = method.budget(spec)
+
+    checkpoints = CheckpointDir(run_dir)
+    checkpoint = None
+    summary_path = run_dir / SUMMARY_FILE
+    if cfg.resume:
+        if summary_path.exists():
+            import json
+
+            previous = json.loads(summary_path.read_text())
+            if previous.get("status") == "done":
+                log.info("run in %s is already complete; nothing to resume", run_dir)
+                return previous
+        checkpoint = checkpoints.load()
+        if checkpoint is not None:
+            log.info("resuming %s from env_steps=%d", run_dir, checkpoint.env_steps)
+        else:
+            log.info("resume=true but %s holds no checkpoint yet: starting from the beginning", run_dir)
+    elif (run_dir / CURVE_FILE).exists():
+        raise ConfigError(
+            f"{run_dir} already holds a run; pass resume=true to continue it, "
+            f"or choose another directory with experiment_name=... or hydra.run.dir=..."
+        )
+
+    llm = None
+    if method.needs_llm:  # checked before any environment work (DESIGN §3.3)
+        raise ConfigError(f"method {method.name} needs an LLM, and the LLM layer is not built yet")
+
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    seed_everything(seed)
+    meta = {
+        "method": method.name,
+        "env": spec.name,
+        "llm": str(cfg.llm.name),
+        "seed": seed,
+        "experiment": str(cfg.experiment_name),
+        "run_dir": str(run_dir),
+    }
+    tracker = Tracker(
+        run_dir,
+        OmegaConf.to_container(cfg.logger, resolve=True),
+        meta,
+        OmegaConf.to_container(cfg, resolve=True),
+        extra_columns=method.extra_columns,
+        total_steps=total,
+        resume_from_steps=checkpoint.env_steps if checkpoint else None,
+        wall_offset=checkpoint.wall_s if checkpoint else 0.0,
+    )
+    ctx = RunContext(
+        cfg=cfg,
+        spec=spec,
+        run_dir=run_dir,
+        seed=seed,
+        tracker=tracker,
+        counter=StepCounter(checkpoint.env_steps if checkpoint else 0),
+        checkpoints=checkpoints,
+        llm=llm,
+    )
+    try:
+        extra = method.train(ctx, checkpoint)
+    except KeyboardInterrupt:
+        tracker.finish("interrupted", error="interrupted by the user (Ctrl-C); resume with resume=true")
+        raise
+    except Exception as exc:
+        tracker.finish("failed", error="".join(traceback.format_exception_only(exc)).strip())
+        raise
+    summary = tracker.finish("done", extra)
+    log.info("run complete: %s", {k: summary[k] for k in ("total_env_steps", "final_return", "best_return")})
+    return summary
