@@ -4,6 +4,7 @@ envs and seeds, log a curve point and write a checkpoint."""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,7 @@ class SB3Baseline:
             model.learn(total_timesteps=remaining, callback=callback, reset_num_timesteps=False, progress_bar=False)
         callback.final_point()
         venv.close()
-        return {"algo": self.algo, "hparams": _printable(self.hp)}
+        return {"algo": self.algo, "total_steps": total, "eval_wall_s": round(callback.eval_wall_s, 3), "hparams": _printable(self.hp)}
 
 
 class CurveCallback(BaseCallback):
@@ -114,6 +115,7 @@ class CurveCallback(BaseCallback):
         self.method, self.ctx, self.venv = method, ctx, venv
         self.next_eval = next_eval
         self.total = total
+        self.eval_wall_s = 0.0  # time spent evaluating (this process), reported in the summary
 
     def _act(self, obs):
         if isinstance(self.venv, VecNormalize):
@@ -122,7 +124,9 @@ class CurveCallback(BaseCallback):
 
     def _evaluate_and_log(self) -> None:
         steps = self.ctx.counter.steps
+        start = time.perf_counter()
         result = evaluate(self.ctx.spec, self._act, self.ctx.eval_seeds())
+        self.eval_wall_s += time.perf_counter() - start
         self.ctx.tracker.log_point(env_steps=steps, **result.point())
         if self.method.write_checkpoints:
             self._save(steps)

@@ -59,7 +59,7 @@ def test_reward_source_reproduces_env_reward(name):
     spec = load_spec(name)
     desc = spec.describe()
     assert desc.observation_source.strip() and desc.action_context.strip() and desc.reward_source.strip()
-    assert "# include:" not in desc.reward_source  # shared helpers are inlined for the LLM
+    assert "# include:" not in desc.reward_source + desc.observation_source  # shared parts are inlined for the LLM
     env = spec.make(seed=0)
     env.action_space.seed(0)
     obs, info = env.reset(seed=0)

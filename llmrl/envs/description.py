@@ -26,6 +26,18 @@ def _exec_source(source: str, filename: str) -> dict[str, Any]:
     return namespace
 
 
+def _read_with_includes(path: Path) -> str:
+    """The file with every `# include: RELATIVE_PATH` line replaced by that file's text, so
+    what several envs share is written once, yet the LLM still reads one self-contained text."""
+    lines = []
+    for line in path.read_text().splitlines(keepends=True):
+        if line.startswith(INCLUDE_PREFIX):
+            lines.append((path.parent / line[len(INCLUDE_PREFIX):].strip()).read_text())
+        else:
+            lines.append(line)
+    return "".join(lines)
+
+
 @dataclass(frozen=True)
 class Description:
     name: str
@@ -33,23 +45,15 @@ class Description:
 
     @cached_property
     def observation_source(self) -> str:
-        return (self.folder / "observation.py").read_text()
+        return _read_with_includes(self.folder / "observation.py")
 
     @cached_property
     def action_context(self) -> str:
-        return (self.folder / "action.md").read_text()
+        return _read_with_includes(self.folder / "action.md")
 
     @cached_property
     def reward_source(self) -> str:
-        """reward.py, with any `# include: RELATIVE_PATH` line replaced by that file's text,
-        so shared helpers are written once yet the LLM still reads one self-contained source."""
-        lines = []
-        for line in (self.folder / "reward.py").read_text().splitlines(keepends=True):
-            if line.startswith(INCLUDE_PREFIX):
-                lines.append((self.folder / line[len(INCLUDE_PREFIX):].strip()).read_text())
-            else:
-                lines.append(line)
-        return "".join(lines)
+        return _read_with_includes(self.folder / "reward.py")
 
     @cached_property
     def observation_class(self) -> type:

@@ -1,23 +1,3 @@
-import numpy as np
-
-
-class PushObservation:
-    """One observation of Meta-World MT1 push-v3: a Sawyer arm with a two-finger gripper
-    above a table. Task: Push a puck across the table to a target position without grasping it necessarily.
-    Positions are in metres in the world frame (x to the right, y away from the robot, z up).
-    The arm is moved by position deltas; every episode lasts 500 steps, and success is
-    reported in info["success"] (a policy should reach it and stay there).
-    """
-
-    def __init__(self, raw):
-        self.raw = np.asarray(raw, dtype=np.float64)
-        self.hand_position = self.raw[0:3]            # end-effector (x, y, z)
-        self.gripper_opening = float(raw[3])          # 0 = fingers closed, 1 = wide open
-        self.object_position = self.raw[4:7]          # the puck (x, y, z)
-        self.object_quaternion = self.raw[7:11]       # its orientation (w, x, y, z)
-        # raw[11:18] would hold a second object; unused in this task (zeros).
-        self.previous_hand_position = self.raw[18:21]     # the same quantities one step earlier
-        self.previous_gripper_opening = float(raw[21])
-        self.previous_object_position = self.raw[22:25]
-        self.previous_object_quaternion = self.raw[25:29]
-        self.goal_position = self.raw[36:39]          # the target position of the task (x, y, z)
+# Meta-World MT1 push-v3. Task: Push a puck across the table to a target position (grasping it is allowed, not needed).
+# The object in the observation is the puck.
+# include: ../_shared/metaworld_observation.py

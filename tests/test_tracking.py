@@ -1,0 +1,67 @@
+"""Tracker, checkpoint and curve-file guarantees a killed run relies on."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from llmrl.checkpoint import CheckpointDir
+from llmrl.tracking import CURVE_COLUMNS, Tracker, read_curve
+
+LOCAL = {"backend": "local", "progress": False}
+
+
+def tracker(tmp_path, **kw):
+    return Tracker(tmp_path, LOCAL, {"method": "m", "env": "e"}, {}, **kw)
+
+
+def test_points_are_on_disk_at_once_and_must_grow(tmp_path):
+    t = tracker(tmp_path)
+    t.log_point(env_steps=0, return_mean=1.0, return_std=0.0)
+    assert read_curve(tmp_path)[0]["return_mean"] == 1.0  # written before the run ends
+    t.log_point(env_steps=10, return_mean=2.0, return_std=0.5)
+    with pytest.raises(ValueError, match="must increase"):
+        t.log_point(env_steps=10, return_mean=3.0)
+    with pytest.raises(ValueError, match="not told about"):
+        t.log_point(env_steps=20, bogus=1)
+    summary = t.finish("done")
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk == json.loads(json.dumps(summary))
+    assert on_disk["best_return"] == 2.0 and on_disk["final_return"] == 2.0 and on_disk["n_points"] == 2
+
+
+def test_torn_last_line_is_ignored(tmp_path):
+    t = tracker(tmp_path)
+    t.log_point(env_steps=0, return_mean=1.0)
+    t.log_point(env_steps=5, return_mean=1.5)
+    with open(tmp_path / "curve.csv", "a") as f:
+        f.write("10,2.0")  # a process killed mid-write
+    rows = read_curve(tmp_path)
+    assert [r["env_steps"] for r in rows] == [0, 5]
+
+
+def test_resume_drops_points_after_checkpoint(tmp_path):
+    t = tracker(tmp_path)
+    for s in (0, 10, 20, 30):
+        t.log_point(env_steps=s, return_mean=float(s))
+    resumed = tracker(tmp_path, resume_from_steps=20, wall_offset=12.0)
+    assert [p["env_steps"] for p in resumed.points] == [0, 10, 20]
+    assert [r["env_steps"] for r in read_curve(tmp_path)] == [0, 10, 20]
+    assert resumed.wall_s >= 12.0
+    resumed.log_point(env_steps=30, return_mean=31.0)
+    assert read_curve(tmp_path)[-1]["return_mean"] == 31.0
+    assert list(read_curve(tmp_path)[0]) == CURVE_COLUMNS
+
+
+def test_checkpoint_swap_survives_a_kill_between_renames(tmp_path):
+    ck = CheckpointDir(tmp_path)
+    assert ck.load() is None
+    ck.save(lambda d: (d / "model.bin").write_text("one"), {"env_steps": 100})
+    ck.save(lambda d: (d / "model.bin").write_text("two"), {"env_steps": 200})
+    loaded = ck.load()
+    assert loaded.env_steps == 200 and (loaded.path / "model.bin").read_text() == "two"
+    # simulate a kill after `checkpoint` -> `checkpoint.old` but before the new one was renamed in
+    (tmp_path / "checkpoint").rename(tmp_path / "checkpoint.old")
+    assert ck.load().env_steps == 200
+    with pytest.raises(ValueError):
+        ck.save(lambda d: None, {"no_steps": 1})
