@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -47,6 +48,15 @@ class RunContext:
 
     def eval_seeds(self) -> list[int]:
         return eval_seeds(self.seed, int(self.cfg.eval_seed_offset), self.spec.eval_episodes)
+
+
+def _llm_summary(llm: Any) -> dict[str, Any]:
+    if llm is None:
+        return {}
+    u = llm.usage
+    return {"llm_usage": {"calls": u.calls, "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+                          "cost_usd": round(u.cost_usd, 6), "cache_hits": u.cache_hits, "http_calls": u.http_calls,
+                          "spent_usd": round(u.spent_usd, 6), "failures": u.failures}, "llm_model": llm.settings.model}
 
 
 def _check_seed(seed: Any) -> int:
@@ -99,9 +109,19 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             f"or choose another directory with experiment_name=... or hydra.run.dir=..."
         )
 
-    llm = None
-    if method.needs_llm:  # checked before any environment work (DESIGN §3.3)
-        raise ConfigError(f"method {method.name} needs an LLM, and the LLM layer is not built yet")
+    with ExitStack() as stack:
+        llm = None
+        if method.needs_llm:  # built and checked before any environment work (DESIGN §3.3)
+            if cfg.llm.name == "none":
+                raise ConfigError(f"method={method.name} needs an LLM: choose one with llm=local|gemini|gpt|claude|ollama|vllm")
+            from llmrl.llm import open_llm
+
+            llm = stack.enter_context(open_llm(cfg.llm, run_dir))
+        return _train(cfg, run_dir, seed, spec, method, total, checkpoint, checkpoints, llm)
+
+
+def _train(cfg, run_dir, seed, spec, method, total, checkpoint, checkpoints, llm) -> dict[str, Any]:
+    from llmrl.llm.errors import LLMBudgetExhausted
 
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     seed_everything(seed)
@@ -135,12 +155,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     )
     try:
         extra = method.train(ctx, checkpoint)
+    except LLMBudgetExhausted as exc:  # a cap, not a failure: everything reported so far stands
+        log.warning("stopping: %s", exc)
+        return tracker.finish("budget_exhausted", _llm_summary(llm), error=str(exc))
     except KeyboardInterrupt:
         tracker.finish("interrupted", error="interrupted by the user (Ctrl-C); resume with resume=true")
         raise
     except Exception as exc:
         tracker.finish("failed", error="".join(traceback.format_exception_only(exc)).strip())
         raise
-    summary = tracker.finish("done", extra)
+    summary = tracker.finish("done", {**(extra or {}), **_llm_summary(llm)})
     log.info("run complete: %s", {k: summary[k] for k in ("total_env_steps", "final_return", "best_return")})
     return summary

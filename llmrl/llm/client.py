@@ -1,0 +1,290 @@
+"""One client over litellm for every backend. It samples N completions of a prompt (or a
+batch of prompts) concurrently under a bound, retries transient failures with exponential
+backoff and jitter (honouring Retry-After), fails at once with a precise message on errors no
+retry can fix, accounts tokens and cost, enforces hard caps, serves and fills the response
+cache, and writes every call to the transcript.
+
+Retries are done here rather than by litellm's `num_retries`: litellm's per-call retries do
+not honour a server's Retry-After header, and the caps and the transcript need to see every
+attempt. litellm still does the provider-specific work: request format, exception mapping,
+token usage and the cost map."""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from llmrl.llm.cache import ResponseCache, request_key
+from llmrl.llm.errors import LLMBudgetExhausted, LLMReplayMiss, LLMRequestError
+from llmrl.llm.transcript import Transcript
+
+log = logging.getLogger(__name__)
+Messages = list[dict[str, Any]]
+
+
+@dataclass
+class Completion:
+    """One reply. `problem` is set (and `text` may be empty) when the reply came back but is
+    not usable as is: empty content, or cut off at max_tokens."""
+
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    latency_s: float
+    cached: bool
+    attempts: int
+    sample_index: int
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+@dataclass
+class Usage:
+    """Totals of the run. Cached replies count with the tokens and cost they had when first
+    made, so a replayed run reports (and stops at caps) exactly as the original did;
+    `http_calls` and `spent_usd` are what this process actually sent and paid."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    cache_hits: int = 0
+    http_calls: int = 0
+    spent_usd: float = 0.0
+    failures: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def curve_columns(self) -> dict[str, Any]:
+        return {"llm_calls": self.calls, "llm_tokens": self.tokens, "llm_cost_usd": round(self.cost_usd, 6)}
+
+
+@dataclass
+class LLMSettings:
+    """The knobs of conf/llm/*.yaml that the client itself reads."""
+
+    name: str
+    model: str
+    api_base: str | None = None
+    api_key_env: str | None = None
+    temperature: float = 1.0
+    max_tokens: int = 4096
+    timeout_s: float = 300.0
+    max_retries: int = 6
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 60.0
+    concurrency: int = 10
+    budget_usd: float | None = None
+    max_calls: int | None = None
+    cost_per_input_token: float | None = None
+    cost_per_output_token: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _litellm():
+    import os
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the cost map at import
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.drop_params = True
+    return litellm
+
+
+class LLMClient:
+    def __init__(self, settings: LLMSettings, cache: ResponseCache, transcript: Transcript,
+                 api_key: str | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.settings = settings
+        self.cache = cache
+        self.transcript = transcript
+        self.usage = Usage()
+        self._api_key = api_key
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=max(1, int(settings.concurrency)), thread_name_prefix="llm")
+        self._litellm = _litellm()
+        self._warned_price = False
+
+    # ---- public API ------------------------------------------------------------------------
+    def sample(self, messages: Messages, n: int, tag: str = "") -> list[Completion]:
+        """N independent completions of one prompt, concurrently, returned in sample order."""
+        return list(self._pool.map(lambda i: self.complete(messages, sample_index=i, tag=tag), range(n)))
+
+    def complete_many(self, prompts: list[Messages], tag: str = "") -> list[Completion]:
+        """One completion for each of several prompts, concurrently, returned in order."""
+        return list(self._pool.map(lambda m: self.complete(m, sample_index=0, tag=tag), prompts))
+
+    def complete(self, messages: Messages, sample_index: int = 0, tag: str = "") -> Completion:
+        params = self._sampling_params()
+        key = request_key(self.settings.model, messages, params, sample_index)
+        record = {"tag": tag, "model": self.settings.model, "sample_index": sample_index, "messages": messages,
+                  "params": params, "cache_key": key, "time": time.time()}
+        cached = self.cache.get(key)
+        if cached is None and self.cache.mode == "replay":
+            last = str(messages[-1].get("content", ""))[:200] if messages else ""
+            self.transcript.append({**record, "error": "replay miss"})
+            raise LLMReplayMiss(
+                f"llm.cache=replay has no cached response for model={self.settings.model}, sample_index={sample_index}, "
+                f"tag={tag!r}, key={key[:16]}..., last message: {last!r}; run once with llm.cache=readwrite to record it"
+            )
+        self._reserve()  # caps count cached calls too, so a replay stops where the original stopped
+        if cached is not None:
+            completion = Completion(**{**cached, "cached": True, "latency_s": 0.0, "attempts": 0, "sample_index": sample_index})
+            self._account(completion)
+            self.transcript.append({**record, **self._response_record(completion)})
+            return completion
+        try:
+            completion = self._request(messages, params, sample_index, record)
+        except Exception:
+            with self._lock:
+                self.usage.calls -= 1  # the reserved call never completed
+                self.usage.failures += 1
+            raise
+        self._account(completion)
+        if completion.finish_reason is not None:
+            cached_fields = {k: v for k, v in asdict(completion).items() if k not in ("cached", "latency_s", "attempts", "sample_index")}
+            self.cache.put(key, {"model": self.settings.model, "messages": messages, "params": params,
+                                 "sample_index": sample_index}, cached_fields)
+        self.transcript.append({**record, **self._response_record(completion)})
+        return completion
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # ---- internals -------------------------------------------------------------------------
+    def _sampling_params(self) -> dict[str, Any]:
+        return {"temperature": self.settings.temperature, "max_tokens": self.settings.max_tokens, **(self.settings.extra or {})}
+
+    def _reserve(self) -> None:
+        """Count the call before it is sent, so concurrent workers cannot overshoot the caps."""
+        s = self.settings
+        with self._lock:
+            if s.max_calls is not None and self.usage.calls >= s.max_calls:
+                raise LLMBudgetExhausted(f"llm.max_calls={s.max_calls} reached; raise it and resume with resume=true to go on")
+            if s.budget_usd is not None and self.usage.cost_usd >= s.budget_usd:
+                raise LLMBudgetExhausted(
+                    f"llm.budget_usd={s.budget_usd} reached (spent {self.usage.cost_usd:.4f} USD); "
+                    f"raise it and resume with resume=true to go on"
+                )
+            self.usage.calls += 1
+
+    def _account(self, c: Completion) -> None:
+        with self._lock:
+            self.usage.prompt_tokens += c.prompt_tokens
+            self.usage.completion_tokens += c.completion_tokens
+            self.usage.cost_usd += c.cost_usd
+            if c.cached:
+                self.usage.cache_hits += 1
+            else:
+                self.usage.spent_usd += c.cost_usd
+
+    def _request(self, messages: Messages, params: dict[str, Any], sample_index: int, record: dict) -> Completion:
+        s = self.settings
+        lt = self._litellm
+        start = time.perf_counter()
+        last_error = ""
+        for attempt in range(1, s.max_retries + 2):
+            with self._lock:
+                self.usage.http_calls += 1
+            try:
+                response = lt.completion(
+                    model=s.model, messages=messages, api_base=s.api_base, api_key=self._api_key, timeout=s.timeout_s,
+                    num_retries=0, max_retries=0, **params,
+                )
+                return self._to_completion(response, sample_index, attempt, time.perf_counter() - start)
+            except Exception as exc:  # classified below; anything unknown is treated as transient
+                fatal = self._fatal_message(exc)
+                if fatal is not None:
+                    self.transcript.append({**record, "error": fatal, "attempts": attempt})
+                    raise LLMRequestError(fatal) from None
+                last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+                if attempt > s.max_retries:
+                    break
+                wait = self._backoff(exc, attempt)
+                log.warning("LLM call failed (%s), attempt %d/%d; retrying in %.1fs", last_error, attempt, s.max_retries + 1, wait)
+                self.transcript.append({**record, "error": last_error, "attempts": attempt, "retry_in_s": round(wait, 3)})
+                self._sleep(wait)
+        message = (
+            f"LLM {s.model} failed after {s.max_retries + 1} attempts; last error: {last_error}. The endpoint may be "
+            f"down or overloaded: raise llm.max_retries or llm.timeout_s, then continue with resume=true"
+        )
+        self.transcript.append({**record, "error": message, "attempts": s.max_retries + 1})
+        raise LLMRequestError(message)
+
+    def _backoff(self, exc: Exception, attempt: int) -> float:
+        """Retry-After when the server sends one, else exponential backoff with full jitter."""
+        headers = getattr(exc, "litellm_response_headers", None) or getattr(getattr(exc, "response", None), "headers", None)
+        if headers is not None:
+            value = headers.get("retry-after") or headers.get("Retry-After")
+            if value is not None:
+                try:
+                    return min(float(value), self.settings.backoff_max_s)
+                except ValueError:
+                    pass
+        ceiling = min(self.settings.backoff_max_s, self.settings.backoff_initial_s * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def _fatal_message(self, exc: Exception) -> str | None:
+        """A message for errors no retry can fix; None for transient ones."""
+        e = self._litellm.exceptions
+        s = self.settings
+        text = str(exc).splitlines()[0][:400] if str(exc) else type(exc).__name__
+        if isinstance(exc, e.ContextWindowExceededError):
+            return (f"the prompt does not fit model {s.model}'s context window ({text}); shorten the prompt "
+                    f"(e.g. less history) or choose a model with a longer context")
+        if isinstance(exc, (e.AuthenticationError, e.PermissionDeniedError)):
+            where = f"the key in ${s.api_key_env}" if s.api_key_env else "the API key"
+            return f"LLM {s.model} refused the credentials ({text}); check {where}"
+        if isinstance(exc, e.NotFoundError):
+            return f"LLM {s.model} was not found at the endpoint ({text}); check llm.model and llm.api_base"
+        if isinstance(exc, (e.BadRequestError, e.UnprocessableEntityError, e.ContentPolicyViolationError)):
+            return (f"LLM {s.model} rejected the request ({text}); check llm.model and the sampling parameters "
+                    f"(llm.temperature, llm.max_tokens, llm.extra)")
+        return None
+
+    def _to_completion(self, response: Any, sample_index: int, attempts: int, latency: float) -> Completion:
+        choice = response.choices[0]
+        text = choice.message.content or ""
+        finish = choice.finish_reason
+        usage = getattr(response, "usage", None)
+        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        problem = None
+        if not text.strip():
+            problem = "empty content"
+        elif finish == "length":
+            problem = f"truncated at llm.max_tokens={self.settings.max_tokens} (finish_reason=length); raise llm.max_tokens"
+        return Completion(text=text, finish_reason=finish, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                          cost_usd=self._cost(response, prompt_tokens, completion_tokens), latency_s=round(latency, 4),
+                          cached=False, attempts=attempts, sample_index=sample_index, problem=problem)
+
+    def _cost(self, response: Any, prompt_tokens: int, completion_tokens: int) -> float:
+        s = self.settings
+        if s.cost_per_input_token is not None or s.cost_per_output_token is not None:
+            return prompt_tokens * (s.cost_per_input_token or 0.0) + completion_tokens * (s.cost_per_output_token or 0.0)
+        try:
+            return float(self._litellm.completion_cost(completion_response=response))
+        except Exception:
+            if not self._warned_price:
+                log.warning("no price known for %s: its cost is counted as 0 (set llm.cost_per_input_token and "
+                            "llm.cost_per_output_token to account it)", s.model)
+                self._warned_price = True
+            return 0.0
+
+    @staticmethod
+    def _response_record(c: Completion) -> dict[str, Any]:
+        return {"response": c.text, "finish_reason": c.finish_reason, "prompt_tokens": c.prompt_tokens,
+                "completion_tokens": c.completion_tokens, "cost_usd": c.cost_usd, "latency_s": c.latency_s,
+                "cache_hit": c.cached, "attempts": c.attempts, "error": c.problem}
