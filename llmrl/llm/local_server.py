@@ -4,10 +4,8 @@ when the run ends, on Ctrl-C, on an exception, and (through the kernel's parent-
 even when the run itself is killed."""
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,15 +14,9 @@ from pathlib import Path
 
 import httpx
 
+from llmrl.procs import die_with_parent
+
 log = logging.getLogger(__name__)
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -66,7 +58,7 @@ class LocalModelServer:
         cmd += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         log.info("starting local model server: %s", " ".join(cmd))
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
