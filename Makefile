@@ -1,7 +1,8 @@
 # Two commands a new user needs:  `make run`  (set up + main job)  and  `make test`.
 # Everything Python goes into a virtual environment ($(VENV)); no root needed for that part.
-# Build tools (a C++ compiler and cmake, for llama.cpp) are installed with apt-get when they are
-# missing and we are root; otherwise the set-up says what to install.
+# System tools (a C++ compiler and cmake for llama.cpp, bubblewrap for the sandbox) are installed
+# with apt-get when they are missing and we are root; otherwise the set-up says what to install
+# (without bubblewrap the sandbox falls back to plain processes and says so).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -15,15 +16,15 @@ ARGS   ?=
 LLAMA_VERSION    ?= 0.3.36
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF
 
-.PHONY: setup model run test bench clean build-tools
+.PHONY: setup model run test bench clean system-tools
 
-setup: $(STAMP) $(LLAMA) model
+setup: system-tools $(STAMP) $(LLAMA) model
 
-build-tools:
-	@if command -v g++ >/dev/null && command -v cmake >/dev/null; then :; \
+system-tools:
+	@if command -v g++ >/dev/null && command -v cmake >/dev/null && command -v bwrap >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential cmake >/dev/null; \
-	else echo "llama.cpp needs a C++ compiler and cmake: install them (e.g. conda install cmake cxx-compiler) and re-run"; exit 1; fi
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential cmake bubblewrap >/dev/null; \
+	else echo "note: install a C++ compiler and cmake (llama.cpp) and bubblewrap (sandbox), e.g. with conda or your admin"; fi
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -34,11 +35,10 @@ $(STAMP): pyproject.toml Makefile
 	# simglucose pins gymnasium 0.29 (conflicts with Meta-World); its simulator core
 	# needs no gymnasium, and its __init__ imports gym's registry, hence gym --no-deps.
 	$(PY) -m pip install --quiet --no-deps "simglucose==0.2.11" "gym==0.26.2"
-	$(PY) -c "import llmrl, baselines, simglucose, metaworld, ale_py, gymnasium_robotics, litellm"
+	$(PY) -c "import llmrl, baselines, promptpo, simglucose, metaworld, ale_py, gymnasium_robotics, litellm"
 	touch $(STAMP)
 
 $(LLAMA): $(STAMP)
-	$(MAKE) build-tools
 	# Built once from source (about 5 minutes on 2 cores).
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet "llama-cpp-python[server]==$(LLAMA_VERSION)"
 	$(PY) -c "import llama_cpp.server"
@@ -58,6 +58,8 @@ test: setup
 bench: setup
 	$(PY) benchmarks/runner_overhead.py
 	$(PY) benchmarks/llm_concurrency.py
+	$(PY) benchmarks/sandbox_throughput.py
+	$(PY) benchmarks/promptpo_round.py
 
 clean:
 	rm -rf $(VENV) runs multirun outputs .pytest_cache

@@ -3,6 +3,8 @@ runs (candidate rollouts, trajectory collection, RL updates). Evaluation steps a
 apart and never added to it."""
 from __future__ import annotations
 
+import threading
+
 import gymnasium as gym
 
 
@@ -11,9 +13,21 @@ class StepCounter:
 
     def __init__(self, start: int = 0) -> None:
         self.steps = int(start)
+        self._lock = threading.Lock()  # candidates are evaluated in parallel threads
 
     def add(self, n: int = 1) -> None:
-        self.steps += n
+        with self._lock:
+            self.steps += n
+
+    def __deepcopy__(self, memo) -> "StepCounter":
+        return self  # gymnasium deep-copies wrapper arguments (env.spec); the counter stays shared
+
+    def __getstate__(self) -> dict:
+        return {"steps": self.steps}
+
+    def __setstate__(self, state: dict) -> None:
+        self.steps = state["steps"]
+        self._lock = threading.Lock()
 
     def __int__(self) -> int:
         return self.steps

@@ -14,7 +14,7 @@ from tests.conftest import REPO, run_cli
 
 
 def test_checkpoint_and_normaliser_reproduce_last_eval_point(run_dir):
-    run_cli("env=mujoco_hopper", f"hydra.run.dir={run_dir}", "method.total_steps=2048", "method.eval_every=1024",
+    run_cli("env=mujoco_hopper", "method=ppo", f"hydra.run.dir={run_dir}", "method.total_steps=2048", "method.eval_every=1024",
             "env.eval_episodes=2", "logger.progress=false", check=True)
     last = read_curve(run_dir)[-1]
     spec = instantiate(OmegaConf.load(REPO / "conf" / "env" / "mujoco_hopper.yaml"), _convert_="all")

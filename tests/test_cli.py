@@ -10,7 +10,7 @@ import pytest
 from llmrl.tracking import read_curve
 from tests.conftest import popen_cli, run_cli
 
-QUICK = ["method.total_steps=6000", "method.eval_every=2000", "env.eval_episodes=3", "logger.progress=false"]
+QUICK = ["method=ppo", "method.total_steps=6000", "method.eval_every=2000", "env.eval_episodes=3", "logger.progress=false"]
 
 
 def test_short_ppo_run_writes_curve_summary_and_config(run_dir):
@@ -50,7 +50,7 @@ def test_sac_short_run_on_pendulum(run_dir):
 
 
 def test_resume_after_kill_yields_one_clean_curve(run_dir):
-    args = ["env=cartpole", f"hydra.run.dir={run_dir}", "method.total_steps=30000", "method.eval_every=3000",
+    args = ["env=cartpole", "method=ppo", f"hydra.run.dir={run_dir}", "method.total_steps=30000", "method.eval_every=3000",
             "env.eval_episodes=2", "logger=wandb", "logger.mode=offline", "logger.progress=false"]
     proc = popen_cli(*args)
     deadline = time.time() + 300
@@ -115,7 +115,7 @@ def test_unknown_method_lists_valid_options(run_dir):
      ("seed=-1", "seed=-1"), ("env.eval_episodes=0", "env.eval_episodes=0")],
 )
 def test_bad_values_exit_with_one_line(run_dir, override, needle):
-    proc = run_cli("env=cartpole", override, f"hydra.run.dir={run_dir}")
+    proc = run_cli("env=cartpole", "method=ppo", override, f"hydra.run.dir={run_dir}")
     assert proc.returncode == 2
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and needle in errors[0]
@@ -124,7 +124,7 @@ def test_bad_values_exit_with_one_line(run_dir, override, needle):
 
 
 def test_typo_in_key_is_named(run_dir):
-    proc = run_cli("method.totl_steps=5", f"hydra.run.dir={run_dir}")
+    proc = run_cli("method=ppo", "method.totl_steps=5", f"hydra.run.dir={run_dir}")
     assert proc.returncode != 0
     assert "totl_steps" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -148,6 +148,6 @@ def test_short_ppo_run_per_env_family(tmp_path, env):
     """One tiny PPO run per family: CNN policy on frames, Meta-World, dict observations
     flattened, normalised MuJoCo, our own grid world."""
     d = tmp_path / env
-    run_cli(f"env={env}", f"hydra.run.dir={d}", "method.total_steps=1024", "method.eval_every=512",
+    run_cli(f"env={env}", "method=ppo", f"hydra.run.dir={d}", "method.total_steps=1024", "method.eval_every=512",
             "env.eval_episodes=1", "+method.hparams.n_steps=128", "logger.progress=false", check=True)
     assert [p["env_steps"] for p in read_curve(d)] == [0, 512, 1024]

@@ -65,3 +65,22 @@ def test_checkpoint_swap_survives_a_kill_between_renames(tmp_path):
     assert ck.load().env_steps == 200
     with pytest.raises(ValueError):
         ck.save(lambda d: None, {"no_steps": 1})
+
+
+def test_step_counter_is_shared_through_copies_and_safe_across_threads():
+    import copy
+    import pickle
+    import threading
+
+    from llmrl.counting import StepCounter
+
+    counter = StepCounter(5)
+    assert copy.deepcopy(counter) is counter  # gymnasium deep-copies wrapper arguments
+    restored = pickle.loads(pickle.dumps(counter))
+    assert restored.steps == 5 and restored is not counter
+    threads = [threading.Thread(target=lambda: [counter.add(1) for _ in range(20000)]) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert counter.steps == 5 + 80000

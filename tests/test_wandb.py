@@ -20,7 +20,7 @@ def inspect(path: Path, *flags: str) -> str:
 
 def test_offline_wandb_run_matches_local_curve(run_dir):
     run_cli(
-        "env=cartpole", "logger=wandb", "logger.mode=offline", f"hydra.run.dir={run_dir}", "seed=3",
+        "env=cartpole", "method=ppo", "logger=wandb", "logger.mode=offline", f"hydra.run.dir={run_dir}", "seed=3",
         "method.total_steps=4000", "method.eval_every=1000", "env.eval_episodes=2", "logger.progress=false",
         check=True,
     )

@@ -48,6 +48,7 @@ class SandboxSettings:
     cpu_s: int = 900
     memory_mb: int = 2048
     max_output_kb: int = 1024
+    returns: str = "described"       # described: returns from the env description's reward source | env: the env's reward
 
     def limits(self) -> dict[str, Any]:
         return {"cpu_s": self.cpu_s, "memory_mb": self.memory_mb, "max_output_kb": self.max_output_kb,
@@ -78,6 +79,8 @@ class Sandbox:
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sandbox")
 
     def _choose_mode(self) -> tuple[str, str]:
+        if self.settings.returns not in ("described", "env"):
+            raise ConfigError(f"sandbox.returns={self.settings.returns!r}: choose described or env")
         backend = self.settings.backend
         if backend not in ("auto", "bwrap", "process"):
             raise ConfigError(f"sandbox.backend={backend!r}: choose auto, bwrap or process")
@@ -124,7 +127,8 @@ class Sandbox:
             feedback_source: str | None = None) -> dict[str, Any]:
         s = self.settings
         return {"env": env, "policy_source": policy_source, "class_name": class_name, "seeds": list(seeds),
-                "feedback_source": feedback_source, "act_timeout_s": s.act_timeout_s, "init_timeout_s": s.init_timeout_s,
+                "feedback_source": feedback_source, "returns": s.returns, "act_timeout_s": s.act_timeout_s,
+                "init_timeout_s": s.init_timeout_s,
                 "episode_timeout_s": s.episode_timeout_s, "limits": s.limits()}
 
     def run(self, job: dict[str, Any]) -> dict[str, Any]:

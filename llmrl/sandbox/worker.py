@@ -8,11 +8,11 @@ namespaces of the whole sandbox)."""
 from __future__ import annotations
 
 import io
-import math
 import os
 import resource
 import signal
 import sys
+import threading
 import time
 import traceback
 from typing import Any
@@ -32,10 +32,45 @@ class InvalidAction(Exception):
 
 
 def _on_alarm(signum, frame):
-    raise SandboxTimeout()
+    raise SandboxTimeout(_WATCH.reason)
 
 
-def harden(limits: dict[str, Any], scratch: str, steps_cell) -> dict[str, Any]:
+class _Watchdog:
+    """Wall-clock limits for act() calls and episodes without a system call per step: the hot
+    loop only stamps the time an act() starts; a thread compares the stamps with the limits and
+    interrupts the main thread with SIGALRM (which raises SandboxTimeout there)."""
+
+    def __init__(self) -> None:
+        self.act_started: float | None = None
+        self.episode_started: float | None = None
+        self.act_limit = self.episode_limit = float("inf")
+        self.reason = ""
+        self._thread: threading.Thread | None = None
+
+    def start(self, act_limit: float, episode_limit: float) -> None:
+        self.act_limit, self.episode_limit = act_limit, episode_limit
+        if self._thread is None:
+            self._main = threading.main_thread().ident
+            self._thread = threading.Thread(target=self._watch, daemon=True)
+            self._thread.start()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(max(0.005, min(0.05, self.act_limit / 10)))
+            now = time.monotonic()
+            act, episode = self.act_started, self.episode_started
+            if act is not None and now - act > self.act_limit:
+                self.reason, self.act_started = "act", None
+                signal.pthread_kill(self._main, signal.SIGALRM)
+            elif episode is not None and now - episode > self.episode_limit:
+                self.reason, self.episode_started = "episode", None
+                signal.pthread_kill(self._main, signal.SIGALRM)
+
+
+_WATCH = _Watchdog()
+
+
+def harden(limits: dict[str, Any], scratch: str) -> dict[str, Any]:
     """rlimits, seccomp, output capture, scratch cwd. Returns what could not be applied."""
     notes = {}
     os.chdir(scratch)
@@ -88,6 +123,8 @@ def describe_exception(exc: BaseException, where: str, source_name: str) -> dict
 
 
 def with_timeout(seconds: float, fn, *args):
+    """For the few calls outside the rollout loop (module, __init__, Feedback)."""
+    _WATCH.reason = "call"
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         return fn(*args)
@@ -120,14 +157,31 @@ def check_action(action: Any, space) -> Any:
                 arr = arr.reshape(space.shape)
             else:
                 raise InvalidAction(f"act() returned shape {arr.shape}; expected shape {space.shape} ({space})")
-        if not np.all(np.isfinite(arr)):
-            raise InvalidAction(f"act() returned non-finite values (NaN or inf) {arr.tolist()}; expected finite numbers in "
-                                f"[{space.low.min():g}, {space.high.max():g}] ({space})")
-        if np.any(arr < space.low - 1e-6) or np.any(arr > space.high + 1e-6):
+        # One combined test on the hot path (NaN fails both comparisons); details only on failure.
+        if not ((arr >= space.low - 1e-6) & (arr <= space.high + 1e-6)).all():
+            if not np.all(np.isfinite(arr)):
+                raise InvalidAction(f"act() returned non-finite values (NaN or inf) {arr.tolist()}; expected finite numbers "
+                                    f"in [{space.low.min():g}, {space.high.max():g}] ({space})")
             raise InvalidAction(f"act() returned {np.round(arr, 4).tolist()}, outside the bounds low={space.low.tolist()} "
                                 f"high={space.high.tolist()}; clip the action ({space})")
-        return np.clip(arr, space.low, space.high).astype(space.dtype)
+        return arr.astype(space.dtype, copy=False)
     return action
+
+
+def make_checker(space):
+    """check_action specialised for one space, with a fast path for the common valid case."""
+    import gymnasium as gym
+
+    if isinstance(space, gym.spaces.Discrete):
+        lo, hi = int(space.start), int(space.start + space.n)
+
+        def check(action):
+            if type(action) is int and lo <= action < hi:
+                return action
+            return check_action(action, space)
+
+        return check
+    return lambda action: check_action(action, space)
 
 
 def run_job(job: dict[str, Any], env, description, steps_cell) -> dict[str, Any]:
@@ -164,32 +218,42 @@ def run_job(job: dict[str, Any], env, description, steps_cell) -> dict[str, Any]
     success_key = job["env"].get("success_key")
     feedback = _load_feedback(job.get("feedback_source"), result)
     trajectories = []
+    _WATCH.start(job["act_timeout_s"], job["episode_timeout_s"])
+    steps_total = int(steps_cell[0])
     for seed in job["seeds"]:
         obs, info = env.reset(seed=int(seed))
         total = env_total = 0.0
         success = 0.0
         length = 0
-        traj = {"observations": [wrap(obs)], "actions": [], "rewards": []}
-        start = time.monotonic()
+        wrapped = wrap(obs)
+        traj = {"observations": [wrapped], "actions": [], "rewards": []}
+        keep = feedback is not None  # trajectories are kept only for a Feedback class to read
+        described = job.get("returns", "described") == "described"
         done = False
+        watch, clock = _WATCH, time.monotonic
+        watch.episode_started = clock()
         try:
+            check = make_checker(env.action_space)
             while not done:
-                wrapped = traj["observations"][-1]
-                action = check_action(with_timeout(job["act_timeout_s"], policy.act, wrapped), env.action_space)
+                watch.act_started = clock()
+                raw_action = policy.act(wrapped)
+                watch.act_started = None
+                action = check(raw_action)
                 next_obs, env_reward, terminated, truncated, info = env.step(action)
-                steps_cell[0] += 1
                 length += 1
+                if not length & 63:  # published now and then: a child killed from outside still reports its steps
+                    steps_cell[0] = steps_total + length
                 next_wrapped = wrap(next_obs)
-                total += float(reward_fn(wrapped, action, next_wrapped, info))
-                env_total += float(env_reward)
+                env_total += env_reward
+                total += reward_fn(wrapped, action, next_wrapped, info) if described else env_reward
                 if success_key is not None:
                     success = max(success, float(info.get(success_key, 0.0)))
-                traj["observations"].append(next_wrapped)
-                traj["actions"].append(action)
-                traj["rewards"].append(float(env_reward))
+                if keep:
+                    traj["observations"].append(next_wrapped)
+                    traj["actions"].append(action)
+                    traj["rewards"].append(float(env_reward))
+                wrapped = next_wrapped
                 done = terminated or truncated
-                if time.monotonic() - start > job["episode_timeout_s"]:
-                    raise SandboxTimeout("episode")
         except SandboxTimeout as exc:
             what = "an episode" if exc.args == ("episode",) else "one act() call"
             limit = job["episode_timeout_s"] if exc.args == ("episode",) else job["act_timeout_s"]
@@ -203,8 +267,12 @@ def run_job(job: dict[str, Any], env, description, steps_cell) -> dict[str, Any]
         except BaseException as exc:  # noqa: BLE001
             result["error"] = describe_exception(exc, f"act() at step {length} of episode {len(result['returns']) + 1}", source_name)
             break
-        result["returns"].append(total)
-        result["env_returns"].append(env_total)
+        finally:
+            watch.act_started = watch.episode_started = None
+            steps_total += length
+            steps_cell[0] = steps_total
+        result["returns"].append(float(total))
+        result["env_returns"].append(float(env_total))
         result["lengths"].append(length)
         if success_key is not None:
             result["successes"].append(success)
@@ -257,6 +325,3 @@ def _summaries(feedback, trajectories, job, result) -> list[str] | None:
             return None
     return out
 
-
-def finite_or_none(x: float) -> float | None:
-    return x if math.isfinite(x) else None

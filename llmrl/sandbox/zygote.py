@@ -40,7 +40,7 @@ def _run_child(job: dict[str, Any], env, description, scratch: str, steps_cell, 
 
     os.setsid()  # its own process group, so the whole group can be killed
     try:
-        notes = harden(job["limits"], scratch, steps_cell)
+        notes = harden(job["limits"], scratch)
         result = run_job(job, env, description, steps_cell)
         result["notes"] = notes
     except BaseException as exc:  # noqa: BLE001

@@ -1,0 +1,201 @@
+"""PromptPO end to end through run.py, with a scripted LLM over real HTTP and the real sandbox."""
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from llmrl.llm.scripted_server import Reply, ScriptedServer
+from llmrl.tracking import read_curve
+from promptpo.extract import first_python_block
+from tests.conftest import popen_cli, run_cli
+
+WEAK = "class CartPolePolicy:\n    def act(self, obs):\n        return 0\n"
+GOOD = ("class CartPolePolicy:\n    def act(self, obs):\n"
+        "        return 1 if obs.pole_angle + 0.5 * obs.pole_angular_velocity > 0 else 0\n")
+BROKEN = "class CartPolePolicy:\n    def act(self, obs):\n        return helper(obs)\n\ndef helper(obs):\n    return obs.no_such_field\n"
+FEEDBACK = ("class Feedback:\n    def summarize_trajectory(self, traj):\n"
+            "        return f\"{len(traj['actions'])} steps, final angle {traj['observations'][-1].raw[2]:.3f}\"\n")
+
+
+def fenced(code: str) -> str:
+    return f"Here is the policy.\n\n```python\n{code}```\n"
+
+
+class CartpoleScript:
+    """Round 1: candidate A crashes (then repaired into the weak policy), candidate B is weak.
+    Round 2: one candidate is good. Round 3: weak again (the best stays round 2)."""
+
+    def __init__(self):
+        self.policy_calls = 0
+        self.prompts: list[str] = []
+
+    def __call__(self, request, index):
+        text = request["messages"][-1]["content"]
+        if "class `Feedback`" in text:
+            return Reply(content=fenced(FEEDBACK))
+        if "failed when it was run" in text:
+            return Reply(content=fenced(WEAK))
+        if "In a few sentences" in text:
+            return Reply(content="The weak policy always pushes left; follow the pole's lean instead.")
+        self.prompts.append(text)
+        self.policy_calls += 1
+        rnd = (self.policy_calls - 1) // 2 + 1
+        if rnd == 1:
+            return Reply(content=fenced(BROKEN) if self.policy_calls == 1 else fenced(WEAK))
+        if rnd == 2:
+            return Reply(content=fenced(GOOD) if self.policy_calls == 3 else "I cannot write code today.")
+        return Reply(content=fenced(WEAK))
+
+
+def promptpo_args(server, tmp_path, run_dir, *extra):
+    return ["method=promptpo", "env=cartpole", "llm=vllm", f"llm.api_base={server.api_base}", "llm.model=openai/scripted",
+            f"llm.cache_dir={tmp_path / 'cache'}", "llm.concurrency=1", "method.rounds=3", "method.n_candidates=2",
+            "method.episodes_per_candidate=2", "method.max_repairs=2", "env.eval_episodes=2", "logger.progress=false",
+            f"hydra.run.dir={run_dir}", *extra]
+
+
+def test_first_python_block():
+    assert first_python_block("text\n```python\nx = 1\n```\nmore ```python\ny=2\n```") == "x = 1\n"
+    assert first_python_block("```\nz = 3\n```") == "z = 3\n"
+    assert first_python_block("no code here") is None
+
+
+def test_three_rounds_on_cartpole(tmp_path):
+    script = CartpoleScript()
+    run_dir = tmp_path / "run"
+    with ScriptedServer(responder=script) as server:
+        run_cli(*promptpo_args(server, tmp_path, run_dir), check=True)
+    curve = read_curve(run_dir)
+    assert [p["round"] for p in curve] == [1, 2, 3]
+    steps = [p["env_steps"] for p in curve]
+    assert all(b > a for a, b in zip(steps, steps[1:]))
+    # round 1: both candidates run (one after a repair), the weak policy scores 2 x ~9 steps
+    assert curve[0]["candidates_ok"] == 2 and curve[0]["repairs"] == 1
+    # round 2: the good policy wins (500 per episode); round 3 is weak, the best stays round 2
+    assert curve[1]["train_return"] == 500.0 and curve[1]["return_mean"] == 500.0
+    assert curve[2]["train_return"] < 50 and curve[2]["return_mean"] == 500.0
+    assert curve[1]["repairs"] == 1  # the reply without code is a recorded failure, then repaired
+    assert all(p["llm_calls"] > 0 for p in curve) and curve[-1]["llm_calls"] > curve[0]["llm_calls"]
+    # round k+1's prompt holds round k's winner, its returns and the Feedback summaries; the best is marked
+    assert "### Round 1" in script.prompts[2] and WEAK.strip().splitlines()[1].strip() in script.prompts[2]
+    assert "steps, final angle" in script.prompts[2]
+    assert "### Round 2 (best so far)" in script.prompts[4] and "[500, 500]" in script.prompts[4]
+    assert "follow the pole's lean" in script.prompts[4]  # the reflection reaches the next prompt
+    # artifacts: every candidate's code, result and repair chain; the best policy standalone
+    r1 = run_dir / "promptpo" / "round_01" / "candidate_00"
+    assert (r1 / "attempt_00.py").read_text() == BROKEN and (r1 / "attempt_01.py").read_text() == WEAK
+    first = json.loads((r1 / "attempt_00.json").read_text())
+    assert first["error"]["kind"] == "exception" and "no_such_field" in first["error"]["message"]
+    assert "line 6, in helper" in first["error"]["traceback"]
+    no_code = json.loads((run_dir / "promptpo" / "round_02" / "candidate_01" / "attempt_00.json").read_text())
+    assert no_code["error"]["kind"] == "no_code"
+    assert GOOD in (run_dir / "best_policy.py").read_text()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "done" and summary["best_round"] == 2 and summary["sandbox"]["mode"] == "bwrap"
+    transcript = (run_dir / "transcript.jsonl").read_text().splitlines()
+    assert any("Your task" in json.loads(x)["messages"][-1]["content"] for x in transcript)
+
+
+PLANNER = """from collections import deque
+
+
+class NoiseWorldPolicy:
+    def act(self, obs):
+        n, start, goal = obs.n, (obs.agent_row, obs.agent_col), (obs.goal_row, obs.goal_col)
+        moves = [(-1, 0), (0, 1), (1, 0), (0, -1)]
+        prev, queue = {start: None}, deque([start])
+        while queue:
+            cell = queue.popleft()
+            if cell == goal:
+                break
+            for m, (dr, dc) in enumerate(moves):
+                nxt = (cell[0] + dr, cell[1] + dc)
+                if 0 <= nxt[0] < n and 0 <= nxt[1] < n and nxt not in prev and obs.cell(*nxt) not in (3, 4):
+                    prev[nxt] = (cell, m)
+                    queue.append(nxt)
+        cell, move = goal, 1
+        while prev.get(cell) is not None:
+            cell, move = prev[cell]
+        return move
+"""
+
+
+def test_noise_world_rounds_pick_the_higher_return(tmp_path):
+    stay = "class NoiseWorldPolicy:\n    def act(self, obs):\n        return 0\n"
+    calls = {"n": 0}
+
+    def responder(request, index):
+        text = request["messages"][-1]["content"]
+        if "In a few sentences" in text:
+            return Reply(content="Plan a path around the cells that end the episode.")
+        calls["n"] += 1
+        return Reply(content=fenced(PLANNER if calls["n"] % 2 == 0 else stay))
+
+    run_dir = tmp_path / "nw"
+    with ScriptedServer(responder=responder) as server:
+        run_cli(*[a.replace("env=cartpole", "env=noise_world_board_0") for a in promptpo_args(server, tmp_path, run_dir)],
+                "method.feedback=false", check=True)
+    curve = read_curve(run_dir)
+    assert [p["round"] for p in curve] == [1, 2, 3]
+    for r in (1, 2, 3):
+        folder = run_dir / "promptpo" / f"round_{r:02d}"
+        means = [sum(json.loads((folder / f"candidate_{i:02d}" / "attempt_00.json").read_text())["successes"]) for i in (0, 1)]
+        returns = [json.loads((folder / f"candidate_{i:02d}" / "attempt_00.json").read_text())["returns"] for i in (0, 1)]
+        winner = json.loads((folder / "summary.json").read_text())["winner"]
+        # success env: the winner has the highest mean success, then the highest mean return
+        key = [(means[i], sum(returns[i])) for i in (0, 1)]
+        assert key[winner] == max(key)
+    assert "deque" in (run_dir / "best_policy.py").read_text()  # the planner reaches the goal, staying never does
+    assert curve[-1]["success_rate"] > 0
+
+
+def test_killed_run_resumes_from_the_last_round(tmp_path):
+    script = CartpoleScript()
+    run_dir = tmp_path / "run"
+    with ScriptedServer(responder=lambda req, i: _slow(script, req, i)) as server:
+        args = promptpo_args(server, tmp_path, run_dir)
+        proc = popen_cli(*args)
+        deadline = time.time() + 300
+        try:
+            while time.time() < deadline and len(read_curve(run_dir)) < 1:
+                assert proc.poll() is None, proc.stderr.read()[-2000:]
+                time.sleep(0.2)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        done_rounds = len(read_curve(run_dir))
+        assert 1 <= done_rounds < 3
+        run_cli(*args, "resume=true", check=True)
+    curve = read_curve(run_dir)
+    assert [p["round"] for p in curve] == [1, 2, 3]
+    assert all(b["env_steps"] > a["env_steps"] for a, b in zip(curve, curve[1:]))
+    assert all(b["llm_calls"] >= a["llm_calls"] for a, b in zip(curve, curve[1:]))
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "done"
+
+
+def _slow(script, request, index):
+    reply = script(request, index)
+    reply.delay_s = 0.3
+    return reply
+
+
+def test_evaluate_policy_script(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, cli_env
+
+    policy = tmp_path / "policy.py"
+    policy.write_text(GOOD)
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "evaluate_policy.py"), str(policy), "env=cartpole",
+                           "+episodes=3"], cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("return 500.0000") == 3 and "(sandbox: bwrap)" in proc.stdout
+    policy.write_text(BROKEN)
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "evaluate_policy.py"), str(policy), "env=cartpole"],
+                          cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "no_such_field" in proc.stderr
