@@ -16,7 +16,7 @@ ARGS   ?=
 LLAMA_VERSION    ?= 0.3.36
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF
 
-.PHONY: setup model run test bench clean system-tools
+.PHONY: setup model run test bench report clean system-tools
 
 setup: system-tools $(STAMP) $(LLAMA) model
 
@@ -35,7 +35,9 @@ $(STAMP): pyproject.toml Makefile
 	# simglucose pins gymnasium 0.29 (conflicts with Meta-World); its simulator core
 	# needs no gymnasium, and its __init__ imports gym's registry, hence gym --no-deps.
 	$(PY) -m pip install --quiet --no-deps "simglucose==0.2.11" "gym==0.26.2"
-	$(PY) -c "import llmrl, baselines, promptpo, simglucose, metaworld, ale_py, gymnasium_robotics, litellm"
+	# rliable pins arch<8, which cannot import with pandas 3; arch 8 is in pyproject.toml.
+	$(PY) -m pip install --quiet --no-deps "rliable==1.2.0"
+	$(PY) -c "import llmrl, baselines, promptpo, simglucose, metaworld, ale_py, gymnasium_robotics, litellm, rliable.library"
 	touch $(STAMP)
 
 $(LLAMA): $(STAMP)
@@ -60,6 +62,12 @@ bench: setup
 	$(PY) benchmarks/llm_concurrency.py
 	$(PY) benchmarks/sandbox_throughput.py
 	$(PY) benchmarks/promptpo_round.py
+
+# Regenerate results/REPORT.md (tables, figures, statistics) from a sweep directory:
+#   make report SWEEP=runs/<experiment_name>
+SWEEP ?= runs/report_sweep
+report: setup
+	$(PY) scripts/report.py $(SWEEP) --out results --title "$(or $(TITLE),Results)" $(if $(NOTES),--notes-file $(NOTES),)
 
 clean:
 	rm -rf $(VENV) runs multirun outputs .pytest_cache
