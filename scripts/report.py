@@ -27,6 +27,7 @@ def main() -> int:
     parser.add_argument("--notes-file", type=Path)
     parser.add_argument("--baseline", default="ppo")
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
+    parser.add_argument("--log-x", action="store_true", help="log-scaled env steps in the curve plots")
     parser.add_argument("--random-scores", nargs="+", metavar="ENV", help="measure random-policy scores for these envs")
     args = parser.parse_args()
     if args.random_scores:
@@ -42,7 +43,8 @@ def main() -> int:
     if not args.roots:
         parser.error("give the run directories (e.g. runs/<experiment_name>)")
     notes = args.notes_file.read_text() if args.notes_file else ""
-    report = build(args.roots, args.out, load_random_scores(RANDOM_SCORES), args.baseline, args.title, notes, args.reps)
+    report = build(args.roots, args.out, load_random_scores(RANDOM_SCORES), args.baseline, args.title, notes, args.reps,
+                   args.log_x)
     print(f"wrote {report}")
     return 0
 

@@ -107,6 +107,7 @@ def test_report_and_plots_are_written_and_not_blank(sweep, tmp_path):
     text = report.read_text()
     assert "## Runs that did not finish" in text and "incomplete" in text
     assert "## Aggregate (normalised scores)" in text and "Probability of improvement" in text
+    assert "## Per env: IQM and mean" in text
     assert "## Env steps to reach the baseline's final score" in text and "## LLM use per run" in text
     for name in ("curve_env_a", "curve_env_b", "aggregate_curve", "performance_profile", "probability_of_improvement"):
         png = out / "figures" / f"{name}.png"

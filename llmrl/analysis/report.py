@@ -14,7 +14,7 @@ from llmrl.analysis.aggregate import collect
 
 
 def build(roots: Iterable[Path], out: Path, random_scores: dict[str, float], baseline: str = "ppo",
-          title: str = "Results", notes: str = "", reps: int = 2000) -> Path:
+          title: str = "Results", notes: str = "", reps: int = 2000, log_x: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     fig_dir = out / "figures"
     runs, curves = collect(roots)
@@ -33,6 +33,16 @@ def build(roots: Iterable[Path], out: Path, random_scores: dict[str, float], bas
     lines += ["## Final score per method and env", "", "Mean ± standard deviation over seeds of the last held-out evaluation.", "",
               tables.markdown(tables.final_score_table(scores)), ""]
     (out / "final_scores.tex").write_text(tables.latex(tables.final_score_table(scores), "Final score per method and env."))
+
+    per_env = []
+    for env, g in scores.groupby("env"):
+        matrices, _, _ = stats.score_matrices(g, "score")
+        if matrices and all(m.shape[0] >= 2 for m in matrices.values()):
+            per_env.append(stats.interval_estimates(matrices, reps=reps).assign(env=env))
+    if per_env:
+        table = pd.concat(per_env)[["env", "method", "runs", "iqm", "iqm_low", "iqm_high", "mean", "mean_low", "mean_high"]]
+        lines += ["## Per env: IQM and mean of the final score, 95% stratified-bootstrap CIs", "", tables.markdown(table), ""]
+        (out / "per_env.tex").write_text(tables.latex(table, "Final score per env: IQM and mean with 95% CIs."))
 
     if reference:
         matrices, envs, seeds = stats.score_matrices(scores, "normalised")
@@ -67,7 +77,7 @@ def build(roots: Iterable[Path], out: Path, random_scores: dict[str, float], bas
         lines += ["## LLM use per run (mean over seeds)", "", tables.markdown(llm_use), ""]
 
     lines += ["## Sample-efficiency curves", ""]
-    for path in plots.env_curves(curves, fig_dir):
+    for path in plots.env_curves(curves, fig_dir, log_x=log_x):
         if path.suffix == ".png":
             lines.append(f"![{path.stem}](figures/{path.name})")
     report = out / "REPORT.md"
