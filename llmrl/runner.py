@@ -2,6 +2,7 @@
 hand a RunContext to the method, and always leave a summary behind."""
 from __future__ import annotations
 
+import json
 import logging
 import traceback
 from contextlib import ExitStack
@@ -92,8 +93,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     summary_path = run_dir / SUMMARY_FILE
     if cfg.resume:
         if summary_path.exists():
-            import json
-
             previous = json.loads(summary_path.read_text())
             if previous.get("status") == "done":
                 log.info("run in %s is already complete; nothing to resume", run_dir)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+import os
+
 import numpy as np
 import pandas as pd
 import yaml
@@ -18,6 +20,7 @@ def build(roots: Iterable[Path], out: Path, random_scores: dict[str, float], bas
     out.mkdir(parents=True, exist_ok=True)
     fig_dir = out / "figures"
     runs, curves = collect(roots)
+    runs["run_dir"] = [os.path.relpath(d) for d in runs["run_dir"]]
     runs.to_csv(out / "runs.csv", index=False)
     curves.to_csv(out / "curves.csv", index=False)
     scores = stats.final_scores(curves)
@@ -44,9 +47,13 @@ def build(roots: Iterable[Path], out: Path, random_scores: dict[str, float], bas
         lines += ["## Per env: IQM and mean of the final score, 95% stratified-bootstrap CIs", "", tables.markdown(table), ""]
         (out / "per_env.tex").write_text(tables.latex(table, "Final score per env: IQM and mean with 95% CIs."))
 
-    if reference:
-        matrices, envs, seeds = stats.score_matrices(scores, "normalised")
-        lines += ["## Aggregate (normalised scores)", "",
+    matrices, envs, seeds = stats.score_matrices(scores, "normalised") if reference else ({}, [], {})
+    lines += ["## Aggregate (normalised scores)", ""]
+    if not envs:
+        lines += ["Not computed: the aggregate needs envs that every method was run on, each with a normalisation "
+                  "reference (random-policy score and baseline runs); no env here has both.", ""]
+    else:
+        lines += [
                   f"Normalised per env as (score - random) / ({baseline} final - random); random = a uniform random policy's "
                   f"mean return (conf/analysis/random_scores.yaml), {baseline} final = the mean final score of the {baseline} runs "
                   f"here. Envs: {', '.join(envs)}. 95% stratified-bootstrap CIs (percentile), {reps} resamples.", ""]

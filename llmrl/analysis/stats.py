@@ -126,13 +126,15 @@ def steps_ratio_to(table: pd.DataFrame, baseline: str = "ppo") -> pd.DataFrame:
 
 def curve_on_grid(curves: pd.DataFrame, grid: np.ndarray, metric: str = "return_mean") -> dict[tuple, np.ndarray]:
     """Each run's metric on a common env-steps grid, carrying the last reported value forward
-    (NaN before the first point), so runs with different evaluation steps can be aggregated."""
+    (NaN before the first point and after the last, so a short run is not drawn as if it had
+    gone on), so runs with different evaluation steps can be aggregated."""
     out: dict[tuple, np.ndarray] = {}
     for key, g in curves.dropna(subset=[metric]).groupby(["method", "env", "seed"]):
         g = g.sort_values("env_steps")
         idx = np.searchsorted(g["env_steps"].to_numpy(), grid, side="right") - 1
         values = g[metric].to_numpy(dtype=float)
-        out[key] = np.where(idx >= 0, values[np.clip(idx, 0, None)], np.nan)
+        inside = (idx >= 0) & (grid <= g["env_steps"].iloc[-1])
+        out[key] = np.where(inside, values[np.clip(idx, 0, None)], np.nan)
     return out
 
 

@@ -98,6 +98,8 @@ def _litellm():
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the cost map at import
     import litellm
 
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # one INFO line per request otherwise
     litellm.suppress_debug_info = True
     litellm.drop_params = True
     return litellm

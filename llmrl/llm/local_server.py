@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -58,7 +59,7 @@ class LocalModelServer:
         cmd += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         log.info("starting local model server: %s", " ".join(cmd))
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent(signal.SIGKILL))
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

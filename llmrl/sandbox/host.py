@@ -174,7 +174,7 @@ class _Zygote:
         cmd, env = self._command()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      env=env if env else {"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-                                     cwd=self.scratch, preexec_fn=die_with_parent, text=True, bufsize=1)
+                                     cwd=self.scratch, preexec_fn=die_with_parent(), text=True, bufsize=1)
 
     def run(self, job: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
