@@ -1,13 +1,10 @@
 """The single entry point: `python run.py method=ppo env=cartpole seed=0` (see README.md)."""
 from __future__ import annotations
 
-import os
 import sys
 
 import hydra
 from omegaconf import DictConfig
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")

@@ -55,6 +55,7 @@ class SB3Baseline:
         self.device = device
         self.write_checkpoints = checkpoint
         self.hp: dict[str, Any] = {}
+        self._planned: int | None = None  # set by budget(), which the runner calls before train()
 
     # ---- planning (runs before any training) -------------------------------------------------
     def budget(self, spec: EnvSpec) -> int:
@@ -66,8 +67,8 @@ class SB3Baseline:
                 f"method=sac needs a continuous (Box) action space, but env {spec.name} has {space}; use method=ppo"
             )
         self.hp = hyperparams.resolve(self.algo, spec.name, self.hparam_overrides)
-        total = self.total_steps or int(float(self.hp.get("n_timesteps", 1_000_000)))
-        return int(total)
+        self._planned = int(self.total_steps or int(float(self.hp.get("n_timesteps", 1_000_000))))
+        return self._planned
 
     # ---- training ---------------------------------------------------------------------------
     def _make_venv(self, ctx: RunContext, checkpoint: Checkpoint | None):
@@ -84,7 +85,7 @@ class SB3Baseline:
         return VecNormalize(venv, gamma=float(self.hp.get("gamma", 0.99)), **norm)
 
     def train(self, ctx: RunContext, checkpoint: Checkpoint | None) -> dict[str, Any]:
-        total = self.budget(ctx.spec)
+        total = self._planned if self._planned is not None else self.budget(ctx.spec)
         venv = self._make_venv(ctx, checkpoint)
         cls = ALGOS[self.algo]
         if checkpoint is not None:

@@ -45,14 +45,12 @@ def run_episode(env, act: Callable[[Any], Any], seed: int, success_key: str | No
     return total, (success if success_key is not None else None), steps
 
 
-def evaluate(spec: EnvSpec, act: Callable[[Any], Any], seeds: list[int], reset_hook: Callable[[], None] | None = None) -> EvalResult:
+def evaluate(spec: EnvSpec, act: Callable[[Any], Any], seeds: list[int]) -> EvalResult:
     """Roll out `act` for one episode per seed on a fresh, uncounted env."""
     env = spec.make(seed=seeds[0])
     try:
         returns, successes, lengths = [], [], []
         for s in seeds:
-            if reset_hook is not None:
-                reset_hook()
             ret, succ, n = run_episode(env, act, s, spec.success_key)
             returns.append(ret)
             lengths.append(n)

@@ -95,7 +95,9 @@ class PromptPO:
 
     # ---- Feedback class (once per run) ----------------------------------------------------------
     def _random_policy(self) -> str:
-        space = self.ctx.spec.make().action_space
+        probe = self.ctx.spec.make()
+        space = probe.action_space
+        probe.close()
         if isinstance(space, gym.spaces.Discrete):
             body = f"return random.randrange({space.start}, {space.start + space.n})"
         else:

@@ -17,6 +17,7 @@ import time
 import traceback
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from llmrl.sandbox import seccomp
@@ -134,8 +135,6 @@ def with_timeout(seconds: float, fn, *args):
 
 def check_action(action: Any, space) -> Any:
     """The action as the env wants it, or InvalidAction naming the problem and the space."""
-    import gymnasium as gym
-
     if isinstance(space, gym.spaces.Discrete):
         value = action
         if isinstance(value, np.ndarray) and value.size == 1 and np.issubdtype(value.dtype, np.integer):
@@ -169,9 +168,8 @@ def check_action(action: Any, space) -> Any:
 
 
 def make_checker(space):
-    """check_action specialised for one space, with a fast path for the common valid case."""
-    import gymnasium as gym
-
+    """check_action specialised for one space, with a fast path for the common valid case
+    (the full check, with its precise messages, runs only when the fast path does not apply)."""
     if isinstance(space, gym.spaces.Discrete):
         lo, hi = int(space.start), int(space.start + space.n)
 
@@ -181,6 +179,15 @@ def make_checker(space):
             return check_action(action, space)
 
         return check
+    if isinstance(space, gym.spaces.Box):
+        low, high, shape, dtype = space.low - 1e-6, space.high + 1e-6, space.shape, space.dtype
+
+        def check_box(action):
+            if type(action) is np.ndarray and action.shape == shape and ((action >= low) & (action <= high)).all():
+                return action.astype(dtype, copy=False)
+            return check_action(action, space)
+
+        return check_box
     return lambda action: check_action(action, space)
 
 
