@@ -37,7 +37,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --no-deps "simglucose==0.2.11" "gym==0.26.2"
 	# rliable pins arch<8, which cannot import with pandas 3; arch 8 is in pyproject.toml.
 	$(PY) -m pip install --quiet --no-deps "rliable==1.2.0"
-	$(PY) -c "import llmrl, baselines, promptpo, simglucose, metaworld, ale_py, gymnasium_robotics, litellm, rliable.library"
+	$(PY) -c "import llmrl, baselines, promptpo, ultra, simglucose, metaworld, ale_py, gymnasium_robotics, litellm, rliable.library"
 	touch $(STAMP)
 
 $(LLAMA): $(STAMP)
@@ -62,6 +62,7 @@ bench: setup
 	$(PY) benchmarks/llm_concurrency.py
 	$(PY) benchmarks/sandbox_throughput.py
 	$(PY) benchmarks/promptpo_round.py
+	$(PY) benchmarks/ultra_matching.py
 
 # Regenerate results/REPORT.md (tables, figures, statistics) from a sweep directory:
 #   make report SWEEP=runs/<experiment_name>

@@ -1,25 +1,22 @@
-"""PPO and SAC through stable-baselines3. The whole harness is here: build the vectorised,
-step-counted training envs, train, and at every `eval_every` env steps evaluate on separate
-envs and seeds, log a curve point and write a checkpoint."""
+"""PPO and SAC through stable-baselines3: build the vectorised, step-counted training envs
+(llmrl.sb3.venv), train, and let the curve callback (llmrl.sb3.curve) evaluate on separate envs
+and seeds every `eval_every` env steps, log a point and write a checkpoint."""
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 from stable_baselines3 import PPO, SAC
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-from baselines import hyperparams
+from llmrl.sb3 import hyperparams
 from llmrl.checkpoint import Checkpoint
 from llmrl.envs.spec import EnvSpec
 from llmrl.errors import ConfigError
-from llmrl.evaluation import evaluate
 from llmrl.runner import RunContext
+from llmrl.sb3.curve import CurveCallback
+from llmrl.sb3.venv import make_venv
 
 log = logging.getLogger(__name__)
 ALGOS = {"ppo": PPO, "sac": SAC}
@@ -71,22 +68,11 @@ class SB3Baseline:
         return self._planned
 
     # ---- training ---------------------------------------------------------------------------
-    def _make_venv(self, ctx: RunContext, checkpoint: Checkpoint | None):
-        n_envs = int(self.hp.get("n_envs", 1))
-        # Each sub-env counts its own steps into the one shared counter (the curve's x-axis).
-        base = ctx.seed * 1000  # disjoint from eval seeds (seed + eval_seed_offset + i)
-        fns = [lambda i=i: Monitor(ctx.spec.make(seed=base + i, counter=ctx.counter)) for i in range(n_envs)]
-        venv = DummyVecEnv(fns)
-        norm = hyperparams.normalize_kwargs(self.hp)
-        if norm is None:
-            return venv
-        if checkpoint is not None and (checkpoint.path / "vecnormalize.pkl").exists():
-            return VecNormalize.load(str(checkpoint.path / "vecnormalize.pkl"), venv)
-        return VecNormalize(venv, gamma=float(self.hp.get("gamma", 0.99)), **norm)
-
     def train(self, ctx: RunContext, checkpoint: Checkpoint | None) -> dict[str, Any]:
         total = self._planned if self._planned is not None else self.budget(ctx.spec)
-        venv = self._make_venv(ctx, checkpoint)
+        # seed base disjoint from eval seeds (seed + eval_seed_offset + i)
+        normalizer = checkpoint.path / "vecnormalize.pkl" if checkpoint is not None else None
+        venv = make_venv(ctx.spec, ctx.counter, self.hp, ctx.seed * 1000, normalizer)
         cls = ALGOS[self.algo]
         if checkpoint is not None:
             model = cls.load(str(checkpoint.path / "model.zip"), env=venv, device=self.device)
@@ -98,7 +84,8 @@ class SB3Baseline:
             policy = self.hp.get("policy", "MlpPolicy")
             model = cls(policy, venv, seed=ctx.seed, device=self.device, verbose=0, **hyperparams.to_sb3_kwargs(self.hp))
             next_eval = 0
-        callback = CurveCallback(self, ctx, venv, next_eval, total)
+        write = _save_replay_buffer if self.algo == "sac" else None
+        callback = CurveCallback(ctx, venv, self.eval_every, next_eval, checkpoint=self.write_checkpoints, write_files=write)
         remaining = total - model.num_timesteps
         if remaining > 0:
             model.learn(total_timesteps=remaining, callback=callback, reset_num_timesteps=False, progress_bar=False)
@@ -107,61 +94,8 @@ class SB3Baseline:
         return {"algo": self.algo, "total_steps": total, "eval_wall_s": round(callback.eval_wall_s, 3), "hparams": _printable(self.hp)}
 
 
-class CurveCallback(BaseCallback):
-    """Evaluation, curve points and checkpoints on SB3's step hook (the CleanRL loop's
-    `if global_step % eval_every == 0` written as a callback)."""
-
-    def __init__(self, method: SB3Baseline, ctx: RunContext, venv, next_eval: int, total: int) -> None:
-        super().__init__()
-        self.method, self.ctx, self.venv = method, ctx, venv
-        self.next_eval = next_eval
-        self.total = total
-        self.eval_wall_s = 0.0  # time spent evaluating (this process), reported in the summary
-
-    def _act(self, obs):
-        if isinstance(self.venv, VecNormalize):
-            obs = self.venv.normalize_obs(obs)
-        return self.model.predict(obs, deterministic=True)[0]
-
-    def _evaluate_and_log(self) -> None:
-        steps = self.ctx.counter.steps
-        start = time.perf_counter()
-        result = evaluate(self.ctx.spec, self._act, self.ctx.eval_seeds())
-        self.eval_wall_s += time.perf_counter() - start
-        self.ctx.tracker.log_point(env_steps=steps, **result.point())
-        if self.method.write_checkpoints:
-            self._save(steps)
-
-    def _save(self, steps: int) -> None:
-        def write(folder: Path) -> None:
-            self.model.save(str(folder / "model.zip"))
-            if isinstance(self.venv, VecNormalize):
-                self.venv.save(str(folder / "vecnormalize.pkl"))
-            if self.method.algo == "sac":
-                self.model.save_replay_buffer(str(folder / "replay_buffer.pkl"))
-
-        state = {"env_steps": steps, "next_eval": self.next_eval, "wall_s": self.ctx.tracker.wall_s}
-        self.ctx.checkpoints.save(write, state)
-
-    def _on_training_start(self) -> None:
-        if not self.ctx.tracker.points:  # the untrained policy is the curve's first point
-            self.next_eval = self.method.eval_every
-            self._evaluate_and_log()
-
-    def _on_step(self) -> bool:
-        steps = self.ctx.counter.steps
-        if steps % 256 < self.training_env.num_envs:
-            self.ctx.tracker.progress(steps)
-        if steps >= self.next_eval:
-            while self.next_eval <= steps:
-                self.next_eval += self.method.eval_every
-            self._evaluate_and_log()
-        return True
-
-    def final_point(self) -> None:
-        points = self.ctx.tracker.points
-        if not points or points[-1]["env_steps"] < self.ctx.counter.steps:
-            self._evaluate_and_log()
+def _save_replay_buffer(model, folder: Path) -> None:
+    model.save_replay_buffer(str(folder / "replay_buffer.pkl"))
 
 
 def _printable(hp: dict[str, Any]) -> dict[str, Any]:

@@ -32,7 +32,7 @@ def bare_sb3(env_name: str, steps: int, seed: int = 0) -> float:
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-    from baselines import hyperparams
+    from llmrl.sb3 import hyperparams
 
     env_cfg = OmegaConf.load(REPO / "conf" / "env" / f"{env_name}.yaml")
     hp = hyperparams.resolve("ppo", env_name, {})

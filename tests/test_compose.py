@@ -42,7 +42,7 @@ def test_sac_composes_where_continuous(env):
 
 
 def test_hparam_overrides_reach_sb3():
-    from baselines.hyperparams import resolve, to_sb3_kwargs
+    from llmrl.sb3.hyperparams import resolve, to_sb3_kwargs
 
     hp = resolve("ppo", "mujoco_hopper", {"learning_rate": 1e-3})
     kwargs = to_sb3_kwargs(hp)

@@ -135,3 +135,20 @@ class MetaWorldFixes(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
 
     def observation(self, observation):
         return observation
+
+
+class SparseForwardReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """The sparse MuJoCo setting of RICE (Cheng et al., ICML 2024), used by ULTRA: the env's
+    reward is paid only on steps that end with the root's x position (qpos[0]) past
+    `threshold` metres, and is 0 before it, so the agent must first learn to move forward far
+    enough to see any reward. `info["dense_reward"]` keeps the original for diagnostics."""
+
+    def __init__(self, env: gym.Env, threshold: float) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, threshold=threshold)
+        gym.Wrapper.__init__(self, env)
+        self.threshold = float(threshold)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        x = float(self.env.unwrapped.data.qpos[0])
+        return obs, (float(reward) if x > self.threshold else 0.0), terminated, truncated, {**info, "dense_reward": reward}

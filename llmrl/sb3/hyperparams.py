@@ -10,7 +10,7 @@ import yaml
 
 from llmrl.errors import ConfigError
 
-HPARAMS_DIR = Path(__file__).resolve().parents[1] / "conf" / "hparams"
+HPARAMS_DIR = Path(__file__).resolve().parents[2] / "conf" / "hparams"
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU, "leaky_relu": nn.LeakyReLU}
 # Keys that configure the harness around the algorithm rather than the SB3 constructor.

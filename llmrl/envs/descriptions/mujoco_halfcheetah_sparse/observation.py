@@ -1,0 +1,1 @@
+# include: ../mujoco_halfcheetah/observation.py

@@ -1,0 +1,1 @@
+# include: ../mujoco_hopper/observation.py

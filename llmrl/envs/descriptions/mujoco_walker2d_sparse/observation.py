@@ -1,0 +1,1 @@
+# include: ../mujoco_walker2d/observation.py

@@ -1,0 +1,87 @@
+"""Curve points and checkpoints on SB3's step hook: the CleanRL loop's
+`if global_step % eval_every == 0: evaluate, log, save` written once as a callback, shared by
+every SB3-based method. Methods add their own columns, files and stopping rule through hooks."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecNormalize
+
+from llmrl.evaluation import evaluate
+from llmrl.sb3.venv import deterministic_act
+
+
+class CurveCallback(BaseCallback):
+    """Every `eval_every` env steps (the shared counter, not SB3's own count): evaluate the
+    greedy policy on the held-out seeds, log a point, write a checkpoint.
+
+    Hooks: `extra_point()` adds method columns to each point; `write_files(model, folder)` adds
+    files to a checkpoint; `extra_state()` adds keys to its state; `stop_at` ends learning once
+    the counter reaches it (methods whose own rollouts also spend env steps)."""
+
+    def __init__(
+        self,
+        ctx,
+        venv,
+        eval_every: int,
+        next_eval: int,
+        checkpoint: bool = True,
+        extra_point: Callable[[], dict[str, Any]] | None = None,
+        write_files: Callable[[Any, Path], None] | None = None,
+        extra_state: Callable[[], dict[str, Any]] | None = None,
+        stop_at: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.ctx, self.venv = ctx, venv
+        self.eval_every = eval_every
+        self.next_eval = next_eval
+        self.write_checkpoints = checkpoint
+        self._extra_point = extra_point or dict
+        self._write_files = write_files
+        self._extra_state = extra_state or dict
+        self.stop_at = stop_at
+        self.eval_wall_s = 0.0  # time spent evaluating (this process), reported in the summary
+
+    def evaluate_and_log(self) -> None:
+        steps = self.ctx.counter.steps
+        start = time.perf_counter()
+        result = evaluate(self.ctx.spec, deterministic_act(self.model, self.venv), self.ctx.eval_seeds())
+        self.eval_wall_s += time.perf_counter() - start
+        self.ctx.tracker.log_point(env_steps=steps, **result.point(), **self._extra_point())
+        if self.write_checkpoints:
+            self.save(steps)
+
+    def save(self, steps: int) -> None:
+        def write(folder: Path) -> None:
+            self.model.save(str(folder / "model.zip"))
+            if isinstance(self.venv, VecNormalize):
+                self.venv.save(str(folder / "vecnormalize.pkl"))
+            if self._write_files is not None:
+                self._write_files(self.model, folder)
+
+        state = {"env_steps": steps, "next_eval": self.next_eval, "wall_s": self.ctx.tracker.wall_s, **self._extra_state()}
+        self.ctx.checkpoints.save(write, state)
+
+    def _on_training_start(self) -> None:
+        if not self.ctx.tracker.points:  # the untrained policy is the curve's first point
+            self.next_eval = self.eval_every
+            self.evaluate_and_log()
+
+    def _on_step(self) -> bool:
+        steps = self.ctx.counter.steps
+        if steps % 256 < self.training_env.num_envs:
+            self.ctx.tracker.progress(steps)
+        if steps >= self.next_eval:
+            while self.next_eval <= steps:
+                self.next_eval += self.eval_every
+            self.evaluate_and_log()
+        return self.stop_at is None or steps < self.stop_at
+
+    def final_point(self) -> None:
+        """A last point at the final step count, unless the latest point is already there."""
+        points = self.ctx.tracker.points
+        if not points or points[-1]["env_steps"] < self.ctx.counter.steps:
+            self.evaluate_and_log()

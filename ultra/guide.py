@@ -1,0 +1,129 @@
+"""How the critical-state table steers PPO refinement.
+
+`CriticalStateGuide` is a VecEnv wrapper under normalisation: after every reset and step it
+matches each sub-env's live state against the table; on the next step it adds
+`reward_weight` x the entry's LLM reward to the env reward of a matched state (ULTRA-R).
+The guided policies take the entry's action at a matched state (ULTRA-A) at the moment PPO
+samples actions, and report its log-probability under the current policy, so the rollout
+buffer holds the action that was executed, not the one that was overridden. Evaluation goes
+through `predict`, which the override does not touch: the curve measures the network alone."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+
+from ultra.table import CriticalTable
+
+
+class CriticalStateGuide(VecEnvWrapper):
+    def __init__(self, venv: VecEnv, key_fn: Callable[[Any, dict], np.ndarray], reward_weight: float,
+                 use_actions: bool, use_rewards: bool) -> None:
+        super().__init__(venv)
+        self.key_fn = key_fn
+        self.reward_weight = float(reward_weight)
+        self.use_actions, self.use_rewards = use_actions, use_rewards
+        self.table: CriticalTable | None = None
+        self.matches = np.full(self.num_envs, -1)
+        self._acted_on = self.matches
+        self.matched_states = 0  # live states that matched an entry
+        self.overrides = 0       # actions replaced by the table's (counted by the policy)
+        self.shaped_steps = 0    # steps whose reward got the LLM's term
+
+    def set_table(self, table: CriticalTable | None) -> None:
+        self.table = table
+        self.matches = np.full(self.num_envs, -1)
+
+    def _match(self, obs: Any, infos: list[dict]) -> None:
+        if self.table is None or not len(self.table):
+            self.matches = np.full(self.num_envs, -1)
+            return
+        keys = np.stack([self.key_fn(_row(obs, i), infos[i]) for i in range(self.num_envs)])
+        self.matches = self.table.match(keys)
+        self.matched_states += int((self.matches >= 0).sum())
+
+    def reset(self):
+        obs = self.venv.reset()
+        self._match(obs, list(getattr(self.venv, "reset_infos", [{}] * self.num_envs)))
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._acted_on = self.matches.copy()  # the states these actions were chosen in
+        self.venv.step_async(actions)
+
+    def step_wait(self):
+        obs, rewards, dones, infos = self.venv.step_wait()
+        hit = self._acted_on >= 0
+        if self.use_rewards and self.table is not None and hit.any():
+            bonus = self.reward_weight * self.table.rewards(self._acted_on[hit])
+            rewards = rewards.astype(np.float64)
+            rewards[hit] += bonus
+            rewards = rewards.astype(np.float32)
+            for i, b in zip(np.nonzero(hit)[0], bonus):
+                infos[i]["ultra_bonus"] = float(b)
+            self.shaped_steps += int(hit.sum())
+        # After an automatic reset the live state is the new episode's first one.
+        reset_infos = getattr(self.venv, "reset_infos", None)
+        live = [reset_infos[i] if dones[i] and reset_infos is not None else infos[i] for i in range(self.num_envs)]
+        self._match(obs, live)
+        return obs, rewards, dones, infos
+
+    def table_actions(self, rows: np.ndarray) -> list[Any]:
+        return [self.table.entries[j].action for j in self.matches[rows]]
+
+
+def _row(obs: Any, i: int) -> Any:
+    if isinstance(obs, dict):
+        return {k: v[i] for k, v in obs.items()}
+    return obs[i]
+
+
+class GuideMixin:
+    """Replaces PPO's sampled action by the table's at matched states (ULTRA-A)."""
+
+    guide: CriticalStateGuide | None = None
+
+    def forward(self, obs: th.Tensor, deterministic: bool = False):
+        # SB3's actor-critic forward pass, with the override between sampling and log-prob, so
+        # an overridden step costs one extra log_prob and not a second pass through the network.
+        features = self.extract_features(obs)
+        if self.share_features_extractor:
+            latent_pi, latent_vf = self.mlp_extractor(features)
+        else:
+            latent_pi, latent_vf = self.mlp_extractor.forward_actor(features[0]), self.mlp_extractor.forward_critic(features[1])
+        values = self.value_net(latent_vf)
+        distribution = self._get_action_dist_from_latent(latent_pi)
+        actions = distribution.get_actions(deterministic=deterministic)
+        g = self.guide
+        if g is not None and g.use_actions and g.table is not None and len(g.matches) == actions.shape[0]:
+            rows = np.nonzero(g.matches >= 0)[0]
+            if len(rows):
+                chosen = th.as_tensor(np.asarray(g.table_actions(rows)), dtype=actions.dtype, device=actions.device)
+                actions = actions.clone()
+                actions[th.as_tensor(rows)] = chosen.reshape((len(rows),) + tuple(actions.shape[1:]))
+                g.overrides += len(rows)
+        log_prob = distribution.log_prob(actions)
+        actions = actions.reshape((-1, *self.action_space.shape))
+        return actions, values, log_prob
+
+
+class GuidedMlpPolicy(GuideMixin, ActorCriticPolicy):
+    pass
+
+
+class GuidedCnnPolicy(GuideMixin, ActorCriticCnnPolicy):
+    pass
+
+
+GUIDED_POLICIES = {"MlpPolicy": GuidedMlpPolicy, "CnnPolicy": GuidedCnnPolicy}
+
+
+def in_space(action: Any, space: gym.Space) -> Any:
+    """The action as the space's type (int or float array), for the override."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(action)
+    return np.asarray(action, dtype=space.dtype).reshape(space.shape)
