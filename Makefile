@@ -1,6 +1,7 @@
 # Two commands a new user needs:  `make run`  (set up + main job)  and  `make test`.
 # Everything Python goes into a virtual environment ($(VENV)); no root needed for that part.
-# System tools (a C++ compiler and cmake for llama.cpp, bubblewrap for the sandbox) are installed
+# System tools (a C++ compiler and cmake for llama.cpp, bubblewrap for the sandbox, slurm-wlm +
+# munge for the one-node test cluster) are installed
 # with apt-get when they are missing and we are root; otherwise the set-up says what to install
 # (without bubblewrap the sandbox falls back to plain processes and says so).
 
@@ -16,15 +17,16 @@ ARGS   ?=
 LLAMA_VERSION    ?= 0.3.36
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF
 
-.PHONY: setup model run test bench report clean system-tools
+.PHONY: setup model run test bench report sweep clean system-tools
 
 setup: system-tools $(STAMP) $(LLAMA) model
 
 system-tools:
-	@if command -v g++ >/dev/null && command -v cmake >/dev/null && command -v bwrap >/dev/null; then :; \
+	@if command -v g++ >/dev/null && command -v cmake >/dev/null && command -v bwrap >/dev/null \
+		&& command -v sbatch >/dev/null && test -x /usr/sbin/slurmctld && test -x /usr/sbin/munged; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential cmake bubblewrap >/dev/null; \
-	else echo "note: install a C++ compiler and cmake (llama.cpp) and bubblewrap (sandbox), e.g. with conda or your admin"; fi
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential cmake bubblewrap slurm-wlm munge >/dev/null; \
+	else echo "note: install a C++ compiler and cmake (llama.cpp), bubblewrap (sandbox) and, for the SLURM tests, slurm-wlm + munge, e.g. with your admin"; fi
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +39,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --no-deps "simglucose==0.2.11" "gym==0.26.2"
 	# rliable pins arch<8, which cannot import with pandas 3; arch 8 is in pyproject.toml.
 	$(PY) -m pip install --quiet --no-deps "rliable==1.2.0"
-	$(PY) -c "import llmrl, baselines, promptpo, ultra, simglucose, metaworld, ale_py, gymnasium_robotics, litellm, rliable.library"
+	$(PY) -c "import llmrl, baselines, promptpo, ultra, hydra_plugins.llmrl_sweeps.slurm_launcher, simglucose, metaworld, ale_py, gymnasium_robotics, litellm, rliable.library"
 	touch $(STAMP)
 
 $(LLAMA): $(STAMP)
@@ -63,6 +65,13 @@ bench: setup
 	$(PY) benchmarks/sandbox_throughput.py
 	$(PY) benchmarks/promptpo_round.py
 	$(PY) benchmarks/ultra_matching.py
+
+# A preset of conf/experiment/ as a multirun, e.g.  make sweep EXP=smoke
+#   make sweep EXP=ultra_mujoco ARGS="hydra/launcher=slurm hydra.launcher.partition=cpu llm=gemini"
+# Launching it again continues it: finished runs are skipped, unfinished ones resume.
+EXP ?= smoke
+sweep: setup
+	$(PY) run.py -m experiment=$(EXP) $(ARGS)
 
 # Regenerate results/REPORT.md (tables, figures, statistics) from a sweep directory:
 #   make report SWEEP=runs/<experiment_name>

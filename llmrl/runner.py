@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from llmrl.checkpoint import Checkpoint, CheckpointDir
 from llmrl.counting import StepCounter
@@ -66,6 +66,59 @@ def _check_seed(seed: Any) -> int:
     return seed
 
 
+def resume_requested(value: Any) -> bool:
+    """`resume`: true / false, or auto = true only in a multirun (HydraConfig's mode)."""
+    if isinstance(value, bool):
+        return value
+    if value == "auto":
+        from hydra.types import RunMode
+
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    raise ConfigError(f"resume={value!r} must be true, false or auto")
+
+
+def _stop_on_sigterm(tracker: Tracker, run_dir: Path) -> None:
+    """SIGTERM is how SLURM (and most schedulers) stop a job that is requeued, preempted or
+    cancelled. The run stops at once without returning: what it reported (curve.csv, the last
+    checkpoint) stays as it is, summary.json says `interrupted`, the sweep record says
+    `preempted`, and the requeued job (or resume=true) continues from the checkpoint. Returning
+    normally instead would hand the launcher a result and end the job's place in the sweep."""
+    import os
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):
+        log.warning("SIGTERM: stopping now; the run continues from its last checkpoint when requeued or resumed")
+        try:
+            from llmrl.tracking import write_json_atomic
+
+            write_json_atomic(run_dir / SUMMARY_FILE, tracker.summarize(
+                "interrupted", None, "stopped by SIGTERM (requeue, preemption or cancel); resume continues from the last checkpoint"))
+            hc = HydraConfig.get()
+            from hydra.types import RunMode
+
+            if hc.mode == RunMode.MULTIRUN:
+                from llmrl.sweeps import record
+
+                record.update(Path(hc.sweep.dir), int(hc.job.num), status="preempted", slurm_job_id=record.slurm_job_id())
+        finally:
+            logging.shutdown()
+            os._exit(128 + signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _apply_method_overrides(cfg: DictConfig) -> None:
+    """Merge `method_overrides.<method.name>` into `method` (the saved config.yaml shows the result)."""
+    extra = (cfg.get("method_overrides") or {}).get(cfg.method.name)
+    if extra:
+        with open_dict(cfg):
+            cfg.method = OmegaConf.merge(cfg.method, extra)
+
+
 def _build(node: DictConfig, group: str) -> Any:
     """Instantiate a `_target_` node; a ConfigError from inside keeps its one-line message."""
     from hydra.errors import InstantiationException
@@ -84,14 +137,16 @@ def _build(node: DictConfig, group: str) -> Any:
 def run(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     seed = _check_seed(cfg.seed)
+    _apply_method_overrides(cfg)
     spec: EnvSpec = _build(cfg.env, "env")
     method: Method = _build(cfg.method, "method")
     total = method.budget(spec)
+    resume = resume_requested(cfg.resume)
 
     checkpoints = CheckpointDir(run_dir)
     checkpoint = None
     summary_path = run_dir / SUMMARY_FILE
-    if cfg.resume:
+    if resume:
         if summary_path.exists():
             previous = json.loads(summary_path.read_text())
             if previous.get("status") == "done":
@@ -100,8 +155,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         checkpoint = checkpoints.load()
         if checkpoint is not None:
             log.info("resuming %s from env_steps=%d", run_dir, checkpoint.env_steps)
-        else:
-            log.info("resume=true but %s holds no checkpoint yet: starting from the beginning", run_dir)
+        elif (run_dir / CURVE_FILE).exists():
+            log.info("%s holds no checkpoint yet: starting that run from the beginning", run_dir)
     elif (run_dir / CURVE_FILE).exists():
         raise ConfigError(
             f"{run_dir} already holds a run; pass resume=true to continue it, "
@@ -152,6 +207,7 @@ def _train(cfg, run_dir, seed, spec, method, total, checkpoint, checkpoints, llm
         checkpoints=checkpoints,
         llm=llm,
     )
+    _stop_on_sigterm(tracker, run_dir)
     try:
         extra = method.train(ctx, checkpoint)
     except LLMBudgetExhausted as exc:  # a cap, not a failure: everything reported so far stands

@@ -1,0 +1,97 @@
+"""The sweep record: one file, `<sweep dir>/sweep_record.json`, listing every run of a multirun
+with its overrides, status (pending / running / done / failed / preempted / budget_exhausted /
+interrupted), run directory, SLURM job id and, for a failed run, its error. Jobs update their own
+entry under a file lock, so concurrent jobs on one file system never lose each other's updates.
+A Hydra callback (configured in conf/config.yaml) keeps it current for every launcher."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+RECORD_FILE = "sweep_record.json"
+
+
+@contextmanager
+def _locked(sweep_dir: Path):
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    with open(sweep_dir / f".{RECORD_FILE}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def read(sweep_dir: Path) -> dict[str, Any]:
+    path = Path(sweep_dir) / RECORD_FILE
+    return json.loads(path.read_text()) if path.exists() else {"runs": {}}
+
+
+def update(sweep_dir: Path, job_num: int, **fields: Any) -> dict[str, Any]:
+    """Merge `fields` into run `job_num`'s entry (atomically: temp file + rename)."""
+    sweep_dir = Path(sweep_dir).resolve()
+    with _locked(sweep_dir):
+        record = read(sweep_dir)
+        entry = record["runs"].setdefault(str(job_num), {"job_num": job_num})
+        entry.update({k: v for k, v in fields.items() if v is not None or k == "error"})
+        entry["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        record["sweep_dir"] = str(sweep_dir)
+        tmp = sweep_dir / f".{RECORD_FILE}.tmp"
+        tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
+        os.replace(tmp, sweep_dir / RECORD_FILE)
+        return entry
+
+
+def slurm_job_id() -> str | None:
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
+class SweepRecord(Callback):
+    """Runs inside each job: `running` at its start; at its end the status the run wrote in its
+    summary.json (or `failed` with the exception when there is none)."""
+
+    def _where(self, config: DictConfig) -> tuple[Path, int, Path] | None:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+        if hc.mode != RunMode.MULTIRUN:
+            return None
+        return Path(hc.sweep.dir), int(hc.job.num), Path(hc.runtime.output_dir)
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        where = self._where(config)
+        if where is None:
+            return
+        from hydra.core.hydra_config import HydraConfig
+
+        sweep_dir, num, run_dir = where
+        update(sweep_dir, num, status="running", overrides=list(HydraConfig.get().overrides.task), run_dir=str(run_dir.resolve()),
+               slurm_job_id=slurm_job_id(), restarts=int(os.environ.get("SLURM_RESTART_COUNT", 0) or 0), error=None)
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        where = self._where(config)
+        if where is None:
+            return
+        sweep_dir, num, run_dir = where
+        summary_path = run_dir / "summary.json"
+        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+        status, error = summary.get("status"), summary.get("error")
+        failed = getattr(getattr(job_return, "status", None), "name", "") == "FAILED"
+        if failed:
+            exc = job_return._return_value
+            status = "failed" if status in (None, "done") else status
+            error = error or f"{type(exc).__name__}: {exc}"
+        update(sweep_dir, num, status=status or "failed", error=error, final_return=summary.get("final_return"),
+               total_env_steps=summary.get("total_env_steps"), summary=str(summary_path) if summary else None)
