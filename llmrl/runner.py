@@ -77,7 +77,7 @@ def resume_requested(value: Any) -> bool:
     raise ConfigError(f"resume={value!r} must be true, false or auto")
 
 
-def _stop_on_sigterm(tracker: Tracker, run_dir: Path) -> None:
+def _stop_on_sigterm(tracker: Tracker, run_dir: Path) -> Any:
     """SIGTERM is how SLURM (and most schedulers) stop a job that is requeued, preempted or
     cancelled. The run stops at once without returning: what it reported (curve.csv, the last
     checkpoint) stays as it is, summary.json says `interrupted`, the sweep record says
@@ -88,7 +88,7 @@ def _stop_on_sigterm(tracker: Tracker, run_dir: Path) -> None:
     import threading
 
     if threading.current_thread() is not threading.main_thread():
-        return
+        return None
 
     def handler(signum, frame):
         log.warning("SIGTERM: stopping now; the run continues from its last checkpoint when requeued or resumed")
@@ -108,7 +108,16 @@ def _stop_on_sigterm(tracker: Tracker, run_dir: Path) -> None:
             logging.shutdown()
             os._exit(128 + signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, handler)
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _restore_sigterm(previous: Any) -> None:
+    """The handler belongs to one run: a worker process that goes on to other work (a local
+    launcher's pool) must not write this run's summary when it is later terminated."""
+    import signal
+
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _apply_method_overrides(cfg: DictConfig) -> None:
@@ -207,18 +216,21 @@ def _train(cfg, run_dir, seed, spec, method, total, checkpoint, checkpoints, llm
         checkpoints=checkpoints,
         llm=llm,
     )
-    _stop_on_sigterm(tracker, run_dir)
+    previous_handler = _stop_on_sigterm(tracker, run_dir)
     try:
-        extra = method.train(ctx, checkpoint)
-    except LLMBudgetExhausted as exc:  # a cap, not a failure: everything reported so far stands
-        log.warning("stopping: %s", exc)
-        return tracker.finish("budget_exhausted", _llm_summary(llm), error=str(exc))
-    except KeyboardInterrupt:
-        tracker.finish("interrupted", error="interrupted by the user (Ctrl-C); resume with resume=true")
-        raise
-    except Exception as exc:
-        tracker.finish("failed", error="".join(traceback.format_exception_only(exc)).strip())
-        raise
-    summary = tracker.finish("done", {**(extra or {}), **_llm_summary(llm)})
-    log.info("run complete: %s", {k: summary[k] for k in ("total_env_steps", "final_return", "best_return")})
-    return summary
+        try:
+            extra = method.train(ctx, checkpoint)
+        except LLMBudgetExhausted as exc:  # a cap, not a failure: everything reported so far stands
+            log.warning("stopping: %s", exc)
+            return tracker.finish("budget_exhausted", _llm_summary(llm), error=str(exc))
+        except KeyboardInterrupt:
+            tracker.finish("interrupted", error="interrupted by the user (Ctrl-C); resume with resume=true")
+            raise
+        except Exception as exc:
+            tracker.finish("failed", error="".join(traceback.format_exception_only(exc)).strip())
+            raise
+        summary = tracker.finish("done", {**(extra or {}), **_llm_summary(llm)})
+        log.info("run complete: %s", {k: summary[k] for k in ("total_env_steps", "final_return", "best_return")})
+        return summary
+    finally:
+        _restore_sigterm(previous_handler)

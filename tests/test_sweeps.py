@@ -180,3 +180,24 @@ def test_local_launcher_runs_in_parallel_and_records(tmp_path):
                     f"hydra.sweep.dir={sweep_dir}", "logger.progress=false", timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert {d: (Path(d) / "curve.csv").read_text() for d in before} == before
+
+
+def test_sigterm_stops_a_run_at_once_and_it_resumes(tmp_path):
+    """What a scheduler's SIGTERM does to a run anywhere: exit 143 without a result, the curve and
+    checkpoint intact, summary.json `interrupted`; resume=true finishes one clean curve."""
+    from tests.conftest import popen_cli
+
+    run_dir = tmp_path / "run"
+    args = ["method=ppo", "env=cartpole", "method.total_steps=40000", "method.eval_every=4096", "env.eval_episodes=2",
+            "logger.progress=false", f"hydra.run.dir={run_dir}"]
+    proc = popen_cli(*args)
+    _wait_for(lambda: _checkpoint_steps(run_dir) >= 8192 or proc.poll() is not None, 300, "a checkpoint")
+    proc.terminate()
+    proc.wait(timeout=60)
+    assert proc.returncode == 143
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and "SIGTERM" in summary["error"]
+    run_cli(*args, "resume=true", check=True)
+    steps = [p["env_steps"] for p in read_curve(run_dir)]
+    assert steps == sorted(set(steps)) and steps[-1] >= 40000
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "done"
