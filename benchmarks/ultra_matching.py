@@ -31,7 +31,6 @@ CASES = {
 
 
 def measure(env_name: str, steps: int, case: list | None) -> dict:
-    import gymnasium as gym
     import numpy as np
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate

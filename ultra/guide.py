@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import gymnasium as gym
 import numpy as np
 import torch as th
 from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy
@@ -121,9 +120,3 @@ class GuidedCnnPolicy(GuideMixin, ActorCriticCnnPolicy):
 
 GUIDED_POLICIES = {"MlpPolicy": GuidedMlpPolicy, "CnnPolicy": GuidedCnnPolicy}
 
-
-def in_space(action: Any, space: gym.Space) -> Any:
-    """The action as the space's type (int or float array), for the override."""
-    if isinstance(space, gym.spaces.Discrete):
-        return int(action)
-    return np.asarray(action, dtype=space.dtype).reshape(space.shape)
