@@ -56,9 +56,7 @@ class SB3Baseline:
 
     # ---- planning (runs before any training) -------------------------------------------------
     def budget(self, spec: EnvSpec) -> int:
-        probe = spec.make()
-        space = probe.action_space
-        probe.close()
+        space = spec.action_space()
         if self.algo == "sac" and not isinstance(space, gym.spaces.Box):
             raise ConfigError(
                 f"method=sac needs a continuous (Box) action space, but env {spec.name} has {space}; use method=ppo"

@@ -95,9 +95,7 @@ class PromptPO:
 
     # ---- Feedback class (once per run) ----------------------------------------------------------
     def _random_policy(self) -> str:
-        probe = self.ctx.spec.make()
-        space = probe.action_space
-        probe.close()
+        space = self.ctx.spec.action_space()
         if isinstance(space, gym.spaces.Discrete):
             body = f"return random.randrange({space.start}, {space.start + space.n})"
         else:

@@ -19,6 +19,7 @@ from llmrl.envs.description import load_description
 from llmrl.llm.scripted_server import Reply, ScriptedServer
 from llmrl.tracking import read_curve
 from tests.conftest import popen_cli, run_cli
+from tests.test_envs import load_spec
 from ultra.guide import CriticalStateGuide, GuidedMlpPolicy
 from ultra.method import params_digest
 from ultra.narration import FieldNarrator, PongNarrator
@@ -30,17 +31,6 @@ import gymnasium as gym
 
 HOPPER_ACTION = [0.25, -0.5, 0.75]
 LINE = re.compile(r"^(\d+): ", re.MULTILINE)
-
-
-def compose_env(name: str, *overrides: str):
-    from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
-
-    from tests.conftest import REPO
-
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
-        cfg = compose(config_name="config", overrides=[f"env={name}", "method=ppo", *overrides])
-    return instantiate(cfg.env)
 
 
 class Identifier:
@@ -81,7 +71,7 @@ def ultra_args(method, run_dir, *extra, server=None, tmp_path=None, env="mujoco_
 def test_hopper_narration_holds_the_true_values():
     """Every narrated state of an episode, read back, equals the observation a replay of the
     same actions produces (to the 4 significant digits the narration prints)."""
-    spec = compose_env("mujoco_hopper")
+    spec = load_spec("mujoco_hopper")
     desc = load_description("mujoco_hopper")
     narrator = FieldNarrator(desc, gym.spaces.Box(-1, 1, (3,)))
     rng = np.random.default_rng(0)
@@ -104,7 +94,7 @@ def test_hopper_narration_holds_the_true_values():
 
 
 def test_pong_narration_reads_the_ram():
-    spec = compose_env("atari_pong")
+    spec = load_spec("atari_pong")
     env = spec.make(seed=0)
     narrator = PongNarrator(None, env.action_space)
     obs, info = env.reset(seed=0)
@@ -326,10 +316,15 @@ def test_killed_run_resumes_with_its_table_and_one_clean_curve(tmp_path):
     assert s["ultra"]["identifications"] == 1 and s["ultra"]["overrides"] > 0
 
 
+def _with_threshold(spec, threshold: float):
+    spec.wrappers[1]["threshold"] = threshold
+    return spec
+
+
 def test_sparse_variants_pay_only_past_the_threshold():
-    dense = compose_env("mujoco_hopper")
-    sparse = compose_env("mujoco_hopper_sparse")
-    low = compose_env("mujoco_hopper_sparse", "env.wrappers.1.threshold=-10")
+    dense = load_spec("mujoco_hopper")
+    sparse = load_spec("mujoco_hopper_sparse")
+    low = _with_threshold(load_spec("mujoco_hopper_sparse"), -10)
     rng = np.random.default_rng(1)
     envs = [s.make(seed=5) for s in (dense, sparse, low)]
     for e in envs:

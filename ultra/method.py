@@ -124,9 +124,7 @@ class Ultra:
 
     # ---- planning ------------------------------------------------------------------------
     def budget(self, spec: EnvSpec) -> int:
-        probe = spec.make()
-        self.space = probe.action_space
-        probe.close()
+        self.space = spec.action_space()
         if not isinstance(self.space, (gym.spaces.Discrete, gym.spaces.Box)):
             raise ConfigError(f"method={self.name} needs a Discrete or Box action space; env {spec.name} has {self.space}")
         self.hp = hyperparams.resolve("ppo", spec.name, self.hparam_overrides)
@@ -140,9 +138,12 @@ class Ultra:
         return pre + (self.refine_steps if self.refine else 0)
 
     def _narrator(self, spec: EnvSpec):
-        target = self.narrators.get(spec.name) or self.narrators.get("default", "ultra.narration.FieldNarrator")
-        desc = spec.describe() if spec.description else None
-        return get_class(target)(desc, self.space)
+        """Built once per run: the live-state keys and the prompts' sentences come from one object."""
+        if getattr(self, "_narrator_obj", None) is None:
+            target = self.narrators.get(spec.name) or self.narrators.get("default", "ultra.narration.FieldNarrator")
+            desc = spec.describe() if spec.description else None
+            self._narrator_obj = get_class(target)(desc, self.space)
+        return self._narrator_obj
 
     # ---- the run -------------------------------------------------------------------------
     def train(self, ctx, checkpoint: Checkpoint | None) -> dict[str, Any]:
@@ -156,8 +157,9 @@ class Ultra:
             refine_ckpt = None
         else:
             eval_wall, refine_ckpt = 0.0, checkpoint
-        summary = {"pretrained_params_sha256": params_digest(PPO.load(str(self.pre_dir / "model.zip"), device="cpu").policy),
-                   "refine_start_env_steps": int((refine_ckpt.state if refine_ckpt else ctx.checkpoints.load().state)["refine_start"]),
+        handover = (refine_ckpt or ctx.checkpoints.load()).state
+        summary = {"pretrained_params_sha256": handover["pretrained_params_sha256"],
+                   "refine_start_env_steps": int(handover["refine_start"]),
                    "hparams": {k: str(v) if not isinstance(v, (int, float, str, bool)) else v for k, v in self.hp.items()}}
         if not self.refine:
             return {**summary, "eval_wall_s": round(eval_wall, 3)}
@@ -199,6 +201,7 @@ class Ultra:
             model.save(str(self.pre_dir / "model.zip"))
             if hasattr(venv, "obs_rms"):
                 venv.save(str(self.pre_dir / "vecnormalize.pkl"))
+        digest = params_digest(model.policy)
         venv.close()
         # The hand-over to refinement is a checkpoint of its own, so a kill here loses nothing.
         steps = ctx.counter.steps
@@ -208,6 +211,7 @@ class Ultra:
                 shutil.copy2(f, folder / f.name)
 
         ctx.checkpoints.save(write, {"env_steps": steps, "phase": "refine", "refine_start": steps, "wall_s": ctx.tracker.wall_s,
+                                     "pretrained_params_sha256": digest,
                                      "next_eval": cb.next_eval, "refine_timesteps": 0, "n_updates": 0, "updates": 0,
                                      **{k: 0 for k in COUNTERS}})
         log.info("sub-optimal agent ready at env_steps=%d; refinement (%s) starts", steps, self.name if self.refine else "none")
@@ -258,7 +262,8 @@ class Ultra:
 
         def extra_state() -> dict[str, Any]:
             self._sync_counts()
-            out = {"phase": "refine", "refine_start": refine_start, "refine_timesteps": model.num_timesteps,
+            out = {"phase": "refine", "refine_start": refine_start, "pretrained_params_sha256": state["pretrained_params_sha256"],
+                   "refine_timesteps": model.num_timesteps,
                    "n_updates": model._n_updates, "updates": reid.updates, **self.counts}
             if ctx.llm is not None:
                 out["llm_usage"] = asdict(ctx.llm.usage)

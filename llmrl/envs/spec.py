@@ -71,6 +71,14 @@ class EnvSpec:
             env.action_space.seed(seed)
         return env
 
+    def action_space(self) -> gym.Space:
+        """The action space, read off a throw-away instance (methods plan with it before training)."""
+        probe = self.make()
+        try:
+            return probe.action_space
+        finally:
+            probe.close()
+
     @property
     def has_success(self) -> bool:
         return self.success_key is not None
