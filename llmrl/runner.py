@@ -179,7 +179,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 raise ConfigError(f"method={method.name} needs an LLM: choose one with llm=local|gemini|gpt|claude|ollama|vllm")
             from llmrl.llm import open_llm
 
-            llm = stack.enter_context(open_llm(cfg.llm, run_dir))
+            identity = {"experiment": str(cfg.experiment_name), "env": spec.name, "method": method.name, "seed": seed}
+            llm = stack.enter_context(open_llm(cfg.llm, run_dir, identity))
         return _train(cfg, run_dir, seed, spec, method, total, checkpoint, checkpoints, llm)
 
 

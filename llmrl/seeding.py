@@ -21,3 +21,13 @@ def seed_everything(seed: int, deterministic_torch: bool = True) -> None:
 def eval_seeds(seed: int, offset: int, episodes: int) -> list[int]:
     """Evaluation episodes get their own seeds, disjoint from training's (train uses seed + env index)."""
     return [seed + offset + i for i in range(episodes)]
+
+
+def derived_seed(seed: int, *parts: object) -> int:
+    """A 63-bit seed for one named piece of a run (e.g. round 3, candidate 2, attempt 0): a hash,
+    so pieces of one run and the same piece of two runs draw unrelated numbers."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps([seed, *parts], default=str).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)

@@ -22,6 +22,7 @@ from llmrl.errors import ConfigError
 from llmrl.llm.client import Usage
 from llmrl.runner import RunContext
 from llmrl.sandbox import Sandbox, SandboxSettings
+from llmrl.seeding import derived_seed
 from promptpo.extract import first_python_block, missing_block_reason
 from promptpo.prompts import fmt_numbers, render, user
 
@@ -73,7 +74,7 @@ class PromptPO:
         self.art = Path(ctx.run_dir) / ARTIFACTS
         self.art.mkdir(exist_ok=True)
         state = self._restore(checkpoint)
-        settings = SandboxSettings(**OmegaConf.to_container(ctx.cfg.sandbox, resolve=True))
+        settings = SandboxSettings.from_config(ctx.cfg.sandbox)
         with Sandbox(settings, Path(ctx.run_dir) / "sandbox") as sandbox:
             self.sandbox = sandbox
             sandbox.warm(self.env_dict)
@@ -94,19 +95,22 @@ class PromptPO:
         return state
 
     # ---- Feedback class (once per run) ----------------------------------------------------------
-    def _random_policy(self) -> str:
+    def _random_policy(self, seed: int) -> str:
+        """The probe the Feedback class is tried on: uniform actions from a generator of its own,
+        seeded from the run, so identical runs spend identical steps on it."""
         space = self.ctx.spec.action_space()
         if isinstance(space, gym.spaces.Discrete):
-            body = f"return random.randrange({space.start}, {space.start + space.n})"
+            body = f"return int(self.rng.integers({space.start}, {space.start + space.n}))"
         else:
-            body = f"return np.random.uniform(np.array({space.low.tolist()}), np.array({space.high.tolist()}))"
-        return f"import random\nimport numpy as np\n\n\nclass RandomPolicy:\n    def act(self, obs):\n        {body}\n"
+            body = f"return self.rng.uniform(np.array({space.low.tolist()}), np.array({space.high.tolist()}))"
+        return (f"import numpy as np\n\n\nclass RandomPolicy:\n    def __init__(self):\n"
+                f"        self.rng = np.random.default_rng({seed})\n\n    def act(self, obs):\n        {body}\n")
 
     def _write_feedback(self) -> str | None:
         folder = self.art / "feedback"
         folder.mkdir(exist_ok=True)
         messages = user(render("feedback.md.j2", **self.prompt_ctx))
-        probe = self._random_policy()
+        probe = self._random_policy(self._rng_seed("feedback-probe"))
         code = None
         for attempt in range(self.feedback_repairs + 1):
             reply = self.llm.complete(messages, sample_index=attempt, tag=f"feedback/{attempt}")
@@ -117,7 +121,8 @@ class PromptPO:
                 messages = user(render("feedback.md.j2", **self.prompt_ctx))
                 continue
             (folder / f"attempt_{attempt}.py").write_text(code)
-            result = self.sandbox.run(self.sandbox.job(self.env_dict, probe, [self._seed(0, 0)], feedback_source=code))
+            result = self.sandbox.run(self.sandbox.job(self.env_dict, probe, [self._seed(0, 0)], feedback_source=code,
+                                                       rng_seed=self._rng_seed("feedback", attempt)))
             self.ctx.counter.add(int(result.get("steps", 0)))
             (folder / f"attempt_{attempt}.json").write_text(json.dumps(_public(result), indent=2))
             if result.get("feedback") and not result.get("feedback_error"):
@@ -131,6 +136,11 @@ class PromptPO:
     # ---- one round ------------------------------------------------------------------------------
     def _seed(self, round_index: int, episode: int) -> int:
         return self.ctx.seed * 1_000_000 + round_index * 1000 + episode
+
+    def _rng_seed(self, *parts: Any) -> int:
+        """The seed of Python's and numpy's generators in one evaluation's sandbox, from the run
+        seed and what the evaluation is, so a replayed run draws the same numbers."""
+        return derived_seed(self.ctx.seed, *parts)
 
     def _round(self, r: int, state: dict[str, Any]) -> None:
         folder = self.art / f"round_{r:02d}"
@@ -182,7 +192,7 @@ class PromptPO:
             else:
                 (cand_dir / f"attempt_{attempt:02d}.py").write_text(code)
                 job = self.sandbox.job(self.env_dict, code, seeds, class_name=self.prompt_ctx["class_name"],
-                                       feedback_source=state["feedback_source"])
+                                       feedback_source=state["feedback_source"], rng_seed=self._rng_seed(r, i, attempt))
                 result = self.sandbox.run(job)
                 self.ctx.counter.add(int(result.get("steps", 0)))
             (cand_dir / f"attempt_{attempt:02d}.json").write_text(json.dumps(_public(result), indent=2))
@@ -194,9 +204,9 @@ class PromptPO:
                 break
             err = result["error"]
             messages = user(render("repair.md.j2", error=err["message"], traceback=err.get("traceback", ""),
-                                   output=(result.get("output") or "")[:1500], code=code or reply,
+                                   output=result.get("output") or "", code=code or reply,
                                    class_name=self.prompt_ctx["class_name"]))
-            reply = self.llm.complete(messages, sample_index=attempt, tag=f"round{r}/candidate{i}/repair{attempt + 1}").text
+            reply = self.llm.complete(messages, tag=f"round{r}/candidate{i}/repair{attempt + 1}").text
             code = first_python_block(reply)
         return {"index": i, "ok": False, "code": code, "attempts": attempts}
 
@@ -216,7 +226,8 @@ class PromptPO:
             point["train_return"] = statistics.fmean(winner["returns"])
         if best is not None:
             result = self.sandbox.run(self.sandbox.job(self.env_dict, best["code"], self.ctx.eval_seeds(),
-                                                       class_name=self.prompt_ctx["class_name"]))
+                                                       class_name=self.prompt_ctx["class_name"],
+                                                       rng_seed=self._rng_seed("eval", round_index)))
             if result["ok"]:
                 returns = result["returns"]
                 point.update(return_mean=statistics.fmean(returns), return_std=statistics.pstdev(returns),

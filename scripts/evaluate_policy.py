@@ -30,7 +30,8 @@ def main(cfg: DictConfig) -> None:
     env = {k: v for k, v in OmegaConf.to_container(cfg.env, resolve=True).items() if not k.startswith("_")}
     episodes = int(cfg.get("episodes", cfg.env.eval_episodes))
     seeds = eval_seeds(int(cfg.seed), int(cfg.eval_seed_offset), episodes)
-    settings = SandboxSettings(**OmegaConf.to_container(cfg.sandbox, resolve=True))
+    settings = SandboxSettings.from_config(cfg.sandbox)
+    settings.workers = 1  # one evaluation: with a spare core, its evaluator and policy get a core each
     with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch, Sandbox(settings, Path(scratch)) as sandbox:
         result = sandbox.run(sandbox.job(env, POLICY_FILE.read_text(), seeds, class_name=cfg.get("class_name")))
         mode = sandbox.describe()["mode"]

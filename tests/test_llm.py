@@ -126,12 +126,46 @@ def test_cache_replays_without_http_and_replay_miss_names_the_request(server, tm
     with open_llm(llm_cfg(server, tmp_path, cache="replay"), tmp_path / "b") as llm:
         again = [r.text for r in llm.sample(MSG, n=3)]
         assert llm.usage.curve_columns() == first_usage and llm.usage.http_calls == 0
-        with pytest.raises(LLMReplayMiss, match="sample_index=3.*hello"):
+        with pytest.raises(LLMReplayMiss, match="'sample_index': 3.*hello"):
             llm.complete(MSG, sample_index=3)
     assert again == first and len(set(first)) == 3
     assert len(server.requests) == sent  # not one HTTP request, preflight included
     hits = [json.loads(x) for x in (tmp_path / "b" / "transcript.jsonl").read_text().splitlines()]
     assert [h.get("cache_hit") for h in hits[:3]] == [True, True, True]
+
+
+def test_every_request_is_a_draw_of_its_own(server, tmp_path):
+    """Seed 1 never replays seed 0's answers; each request carries a seed derived from its draw."""
+    server.responder = lambda req, i: Reply(content=f"answer for seed {req.get('seed')}")
+    runs = {}
+    for seed in (0, 1, 0):
+        before = len(server.completions)
+        identity = {"experiment": "e", "env": "cartpole", "method": "promptpo", "seed": seed}
+        with open_llm(llm_cfg(server, tmp_path), tmp_path, identity) as llm:
+            texts = [r.text for r in llm.sample(MSG, n=3)]
+        sent = server.completions[before:]
+        if seed in runs:  # the same run again: every answer from the cache, identical
+            assert not sent and texts == runs[seed]
+        else:
+            assert len(sent) == 3
+            runs[seed] = texts
+    seeds = [r["json"]["seed"] for r in server.completions]
+    assert len(seeds) == 6 and len(set(seeds)) == 6
+    assert set(runs[0]).isdisjoint(runs[1])
+
+
+def test_every_request_waits_for_a_slot(server, tmp_path):
+    """Requests sent directly from many threads (repairs) obey llm.concurrency like samples do."""
+    import threading
+
+    server.responder = lambda req, i: Reply(content="ok", delay_s=0.2)
+    with open_llm(llm_cfg(server, tmp_path, concurrency=1, cache="off"), tmp_path) as llm:
+        threads = [threading.Thread(target=llm.complete, args=(MSG,), kwargs={"tag": f"repair{k}"}) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert len(server.completions) == 4 and server.max_in_flight == 1
 
 
 def test_preflight_names_missing_key_and_silent_endpoint(server, tmp_path, monkeypatch):

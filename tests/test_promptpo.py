@@ -199,3 +199,140 @@ def test_evaluate_policy_script(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "evaluate_policy.py"), str(policy), "env=cartpole"],
                           cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "no_such_field" in proc.stderr
+
+
+# ---- every number stands on independent, replayable draws -----------------------------------------
+def _draw_responder(request, index):
+    """A model whose answer depends on its sampling seed, as a real one does: the code names the
+    seed it was drawn with, and its quality follows the seed's parity."""
+    text = request["messages"][-1]["content"]
+    if "In a few sentences" in text:
+        return Reply(content="Lean the cart under the pole.")
+    seed = request.get("seed")
+    return Reply(content=fenced(f"# drawn with seed {seed}\n" + (GOOD if seed % 2 == 0 else WEAK)))
+
+
+def _candidates(run_dir: Path) -> dict[str, str]:
+    return {str(p.relative_to(run_dir)): p.read_text() for p in sorted((run_dir / "promptpo").rglob("attempt_*.py"))}
+
+
+def _without_wall(rows):
+    return [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
+
+
+def test_seeds_are_independent_draws_and_a_rerun_replays_exactly(tmp_path):
+    args = ["method.rounds=2", "method.feedback=false", "experiment_name=draws"]
+    with ScriptedServer(responder=_draw_responder) as server:
+        sent = {}
+        for name, seed in (("seed0", 0), ("seed1", 1), ("seed0_again", 0)):
+            before = len(server.completions)
+            run_cli(*promptpo_args(server, tmp_path, tmp_path / name, *args, f"seed={seed}"), check=True)
+            sent[name] = [r["json"] for r in server.completions[before:]]
+    # the same round-1 prompt, yet seed 1 asked the model again, with seeds of its own, and got other code
+    first_prompt = lambda reqs: [r for r in reqs if "Your task" in r["messages"][-1]["content"]][0]["messages"]  # noqa: E731
+    assert first_prompt(sent["seed0"]) == first_prompt(sent["seed1"])
+    assert sent["seed1"] and {r["seed"] for r in sent["seed0"]}.isdisjoint({r["seed"] for r in sent["seed1"]})
+    a, b = _candidates(tmp_path / "seed0"), _candidates(tmp_path / "seed1")
+    assert a.keys() == b.keys() and all(a[k] != b[k] for k in a)
+    # the same command again: not one request, the identical curve and the identical candidates
+    assert sent["seed0_again"] == []
+    assert _without_wall(read_curve(tmp_path / "seed0_again")) == _without_wall(read_curve(tmp_path / "seed0"))
+    assert _candidates(tmp_path / "seed0_again") == a
+
+
+def test_repairs_are_draws_of_their_candidate_and_replay_identically(tmp_path):
+    """Every round-1 candidate is the same broken code, so every repair prompt is identical; only
+    the first repair to arrive is answered with the good policy. Each repair is a draw of its own
+    candidate, so a replay gives each candidate its own answer again, and the repairs wait for the
+    one LLM slot like every other request."""
+    answers = {"repairs": 0}
+
+    def responder(request, index):
+        text = request["messages"][-1]["content"]
+        if "class `Feedback`" in text:
+            return Reply(content=fenced(FEEDBACK), delay_s=0.1)
+        if "failed when it was run" in text:
+            answers["repairs"] += 1
+            return Reply(content=fenced(GOOD if answers["repairs"] == 1 else WEAK), delay_s=0.2)
+        if "In a few sentences" in text:
+            return Reply(content="Follow the pole.")
+        return Reply(content=fenced(BROKEN), delay_s=0.1)
+
+    extra = ["method.rounds=1", "method.n_candidates=4", "method.max_repairs=1", "method.feedback=true"]
+    with ScriptedServer(responder=responder) as server:
+        run_cli(*promptpo_args(server, tmp_path, tmp_path / "original", *extra), check=True)
+        assert server.max_in_flight == 1 and answers["repairs"] == 4  # llm.concurrency=1 holds for repairs too
+        sent = len(server.requests)
+        run_cli(*promptpo_args(server, tmp_path, tmp_path / "replay", *extra, "llm.cache=replay"), check=True)
+        assert len(server.requests) == sent
+    original, replay = read_curve(tmp_path / "original"), read_curve(tmp_path / "replay")
+    assert original[0]["train_return"] == 500.0 and original[0]["repairs"] == 4
+    assert _without_wall(replay) == _without_wall(original)
+    assert _candidates(tmp_path / "replay") == _candidates(tmp_path / "original")
+
+
+def test_generated_code_sees_no_secret_and_no_secret_reaches_an_artifact(tmp_path):
+    """Secrets planted where a careless sandbox would show them ($HOME/.netrc, the LLM cache,
+    another run's directory; all outside /tmp, which the sandbox replaces anyway) stay out of
+    reach of generated code that tries to read them and to send them into the next prompt."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, cli_env
+
+    secret = "SECRET-" + os.urandom(8).hex()
+    root = REPO / f".pytest-secret-{os.getpid()}"
+    home, cache, other = root / "home", root / "cache", root / "runs" / "other" / "seed_0"
+    for folder in (home, cache, other):
+        folder.mkdir(parents=True)
+    (home / ".netrc").write_text(f"machine api.wandb.ai login me password {secret}\n")
+    (cache / "secret.json").write_text(json.dumps({"api_key": secret}))
+    (other / "summary.json").write_text(json.dumps({"note": secret}))
+    snoop = f"""import os
+class CartPolePolicy:
+    def __init__(self):
+        seen = ['uid=%d' % os.getuid(), 'root=%s' % sorted(os.listdir('/'))]
+        for path in ({str(home / '.netrc')!r}, {str(cache / 'secret.json')!r}, {str(other / 'summary.json')!r},
+                     '/etc/shadow', '/root/.netrc'):
+            try:
+                seen.append(path + ': ' + open(path).read())
+            except OSError as exc:
+                seen.append(path + ': ' + type(exc).__name__)
+        for path in ('/root', {str(root)!r}):
+            try:
+                seen.append(path + ': ' + str(os.listdir(path)))
+            except OSError as exc:
+                seen.append(path + ': ' + type(exc).__name__)
+        print(seen)
+        raise RuntimeError(' | '.join(seen))       # what it read would go into the repair prompt
+    def act(self, obs):
+        return 0
+"""
+
+    def responder(request, index):
+        if "failed when it was run" in request["messages"][-1]["content"]:
+            return Reply(content=fenced(WEAK))
+        return Reply(content=fenced(snoop))
+
+    run_dir = root / "runs" / "this" / "seed_0"
+    try:
+        with ScriptedServer(responder=responder) as server:
+            args = promptpo_args(server, tmp_path, run_dir, "method.rounds=1", "method.n_candidates=1",
+                                 "method.feedback=false", "method.reflection=false", f"llm.cache_dir={cache}")
+            proc = subprocess.run([sys.executable, str(REPO / "run.py"), *args], cwd=REPO, capture_output=True, text=True,
+                                  timeout=600, env={**cli_env(), "HOME": str(home)})
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        first = json.loads((run_dir / "promptpo" / "round_01" / "candidate_00" / "attempt_00.json").read_text())
+        message = first["error"]["message"]
+        assert int(message.split("uid=")[1].split(" ")[0]) not in (0, os.getuid())
+        for path in (home / ".netrc", cache / "secret.json", other / "summary.json", "/etc/shadow", "/root/.netrc"):
+            assert f"{path}: FileNotFoundError" in message or f"{path}: PermissionError" in message, (path, message)
+        assert f"{root}: FileNotFoundError" in message
+        # not one byte of the secret in anything the run wrote (transcript, prompts, candidates, summaries)
+        leaks = [p for p in run_dir.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+        assert leaks == [] and json.loads((run_dir / "summary.json").read_text())["status"] == "done"
+        assert "Your task" in (run_dir / "transcript.jsonl").read_text()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -2,6 +2,7 @@
 next candidate in the same sandbox still runs. Real bubblewrap, real seccomp, real rlimits."""
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -117,7 +118,7 @@ def test_writing_outside_scratch_changes_nothing(sandbox, tmp_path):
     assert target.read_text() == "original" and r["error"] is not None  # /tmp is a private tmpfs inside
     home = Path.home() / "llmrl_sandbox_probe"
     r = run(sandbox, f"class P:\n    def act(self, obs):\n        open({str(home)!r}, 'w').write('x')\n        return 0\n")
-    assert not home.exists() and "read-only" in r["error"]["message"]
+    assert not home.exists() and "are writable" in r["error"]["message"]
 
 
 def test_scratch_is_writable(sandbox):
@@ -172,17 +173,30 @@ def test_policy_persists_across_episodes(sandbox):
     assert r["ok"] and len(r["returns"]) == 2
 
 
-def test_process_fallback_is_loud_and_can_be_refused(tmp_path, caplog):
-    with Sandbox(SandboxSettings(backend="process", workers=1), tmp_path / "p") as sb:
+def test_process_fallback_drops_root_moves_home_and_says_what_it_cannot_hide(tmp_path, caplog, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "secret")
+    src = ("import json, os\nclass P:\n    def __init__(self):\n        print(json.dumps({'uid': os.getuid(), "
+           "'home': os.environ.get('HOME'), 'cwd': os.getcwd(), 'keys': [k for k in os.environ if 'KEY' in k]}))\n"
+           "    def act(self, obs):\n        return 0\n")
+    with caplog.at_level("WARNING"), Sandbox(SandboxSettings(backend="process", workers=1), tmp_path / "p") as sb:
         assert sb.mode == "process"
+        seen = json.loads(sb.run(sb.job(CARTPOLE, src, [0]))["output"])
         assert sb.run(sb.job(CARTPOLE, GOOD, [0]))["returns"] == [500.0]
+    assert "What it cannot hide" in caplog.text and "SANDBOX WITHOUT NAMESPACES" in caplog.text
+    if os.getuid() == 0:
+        assert seen["uid"] == SandboxSettings().uid
+    assert seen["home"] == seen["cwd"] != os.environ.get("HOME") and seen["keys"] == []
     with pytest.raises(ConfigError, match="contradicts"):
         Sandbox(SandboxSettings(backend="process", require_namespaces=True), tmp_path / "q")
 
 
-def test_environment_of_the_fallback_is_scrubbed(tmp_path, monkeypatch):
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "secret")
-    src = "import os\nclass P:\n    def act(self, obs):\n        assert 'ANTHROPIC_API_KEY' not in os.environ, 'leak'\n        return 0\n"
-    with Sandbox(SandboxSettings(backend="process", workers=1), tmp_path / "p") as sb:
-        assert sb.run(sb.job(CARTPOLE, src, [0]))["ok"]
-    assert os.environ["ANTHROPIC_API_KEY"] == "secret"
+def test_what_reaches_a_prompt_is_capped(sandbox):
+    caps = sandbox.settings.caps
+    src = ("class Feedback:\n    def summarize_trajectory(self, traj):\n        return 'y' * 100_000\n")
+    r = sandbox.run(sandbox.job(CARTPOLE, "class P:\n    def act(self, obs):\n        print('x' * 1000)\n        return 0\n",
+                                [0], feedback_source=src))
+    assert len(r["output"]) == caps.output_chars and len(r["feedback"][0]) == caps.summary_chars
+    deep = "def f(n):\n    return f(n + 1) if n < 400 else {}['k' * 100_000]\nclass P:\n    def act(self, obs):\n        return f(0)\n"
+    r = sandbox.run(sandbox.job(CARTPOLE, deep, [0]))
+    assert r["error"]["kind"] == "exception" and len(r["error"]["message"]) == caps.message_chars
+    assert 0 < len(r["error"]["traceback"]) <= caps.traceback_chars

@@ -205,6 +205,14 @@ def test_ultra_ra_end_to_end_with_the_scripted_llm(tmp_path):
     with ScriptedServer(responder=script) as server:
         run_cli(*ultra_args("ultra_ra", run_dir, "method.match_radius=1e9", "method.reward_weight=0.5",
                             server=server, tmp_path=tmp_path), check=True)
+        seed0 = [r["json"] for r in server.completions]
+        # seed 1 of the same command, same cache: its identification is a draw of its own, asked again
+        server.responder = Identifier()
+        run_cli(*ultra_args("ultra_ra", tmp_path / "seed1", "seed=1", "method.match_radius=1e9", "method.reward_weight=0.5",
+                            server=server, tmp_path=tmp_path), check=True)
+        seed1 = [r["json"] for r in server.completions[len(seed0):]]
+    assert seed1 and {r["seed"] for r in seed0}.isdisjoint({r["seed"] for r in seed1})
+    assert {r["messages"][0]["content"] for r in seed0}.isdisjoint({r["messages"][0]["content"] for r in seed1})
     s = _summary(run_dir)
     assert s["status"] == "done" and s["total_env_steps"] == 3072
     # the critical states in the table are exactly the ones the replies named, with their actions and rewards

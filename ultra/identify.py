@@ -88,7 +88,7 @@ def identify_llm(llm, env_name: str, desc: Description, episodes: list[Episode],
     repair_convs = [conversations[i] + [{"role": "assistant", "content": replies[i].text or ""},
                                         {"role": "user", "content": _repair_prompt(errors[i], jobs[i][1], jobs[i][2], ask, space)}]
                     for i in repair_ids]
-    repaired = llm.complete_many(repair_convs, tag=f"{tag}/repair") if repair_convs else []
+    repaired = llm.complete_many(repair_convs, tag=f"{tag}/repair", indices=repair_ids) if repair_convs else []
     second: dict[int, Any] = {}
     for i, c in zip(repair_ids, repaired):
         second[i] = c

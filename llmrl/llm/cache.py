@@ -1,21 +1,23 @@
 """A persistent response cache keyed by everything that determines a reply: model, messages,
-sampling parameters and the sample index (so N samples of one prompt are N entries, and a
-re-run replays them one for one). One JSON file per entry, written atomically, so concurrent
-runs can share a cache directory."""
+sampling parameters, and the identity of the draw (the run's seed, env, method and experiment,
+the request's tag and its sample index). So N samples of one prompt are N entries, seed 1 never
+replays seed 0's answers, and a re-run of the same command replays them one for one. One JSON
+file per entry, written atomically, so concurrent runs can share a cache directory."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
 MODES = ("off", "readwrite", "replay")
 
 
-def request_key(model: str, messages: list[dict[str, Any]], params: dict[str, Any], sample_index: int) -> str:
+def request_key(model: str, messages: list[dict[str, Any]], params: dict[str, Any], draw: dict[str, Any]) -> str:
     canonical = json.dumps(
-        {"model": model, "messages": messages, "params": params, "sample_index": sample_index},
+        {"model": model, "messages": messages, "params": params, "draw": draw},
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
@@ -49,6 +51,6 @@ class ResponseCache:
             return
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps({"request": request, "response": response}, ensure_ascii=False))
         os.replace(tmp, path)

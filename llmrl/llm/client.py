@@ -1,5 +1,6 @@
 """One client over litellm for every backend. It samples N completions of a prompt (or a
-batch of prompts) concurrently under a bound, retries transient failures with exponential
+batch of prompts) concurrently under a bound (every request, whoever sends it, waits for one of
+`llm.concurrency` slots), retries transient failures with exponential
 backoff and jitter (honouring Retry-After), fails at once with a precise message on errors no
 retry can fix, accounts tokens and cost, enforces hard caps, serves and fills the response
 cache, and writes every call to the transcript.
@@ -7,9 +8,16 @@ cache, and writes every call to the transcript.
 Retries are done here rather than by litellm's `num_retries`: litellm's per-call retries do
 not honour a server's Retry-After header, and the caps and the transcript need to see every
 attempt. litellm still does the provider-specific work: request format, exception mapping,
-token usage and the cost map."""
+token usage and the cost map.
+
+Every request is one *draw*: the run's identity (experiment, env, method, seed) plus the
+request's tag and sample index. The draw is part of the cache key, so seeds are independent
+samples and never replay each other's answers, and a seed derived from it is sent to backends
+that accept one, so uncached runs are as reproducible as the backend allows."""
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import random
 import threading
@@ -89,6 +97,7 @@ class LLMSettings:
     max_calls: int | None = None
     cost_per_input_token: float | None = None
     cost_per_output_token: float | None = None
+    send_seed: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -105,10 +114,18 @@ def _litellm():
     return litellm
 
 
+def request_seed(draw: dict[str, Any]) -> int:
+    """A 31-bit seed for the backend, derived from the draw (stable across runs and machines)."""
+    digest = hashlib.sha256(json.dumps(draw, sort_keys=True, separators=(",", ":")).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
 class LLMClient:
     def __init__(self, settings: LLMSettings, cache: ResponseCache, transcript: Transcript,
-                 api_key: str | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+                 api_key: str | None = None, sleep: Callable[[float], None] = time.sleep,
+                 identity: dict[str, Any] | None = None) -> None:
         self.settings = settings
+        self.identity = dict(identity or {})
         self.cache = cache
         self.transcript = transcript
         self.usage = Usage()
@@ -116,6 +133,7 @@ class LLMClient:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max(1, int(settings.concurrency)), thread_name_prefix="llm")
+        self._slots = threading.BoundedSemaphore(max(1, int(settings.concurrency)))  # HTTP requests in flight
         self._litellm = _litellm()
         self._warned_price = False
 
@@ -124,22 +142,30 @@ class LLMClient:
         """N independent completions of one prompt, concurrently, returned in sample order."""
         return list(self._pool.map(lambda i: self.complete(messages, sample_index=i, tag=tag), range(n)))
 
-    def complete_many(self, prompts: list[Messages], tag: str = "") -> list[Completion]:
-        """One completion for each of several prompts, concurrently, returned in order."""
-        return list(self._pool.map(lambda m: self.complete(m, sample_index=0, tag=tag), prompts))
+    def complete_many(self, prompts: list[Messages], tag: str = "", indices: list[int] | None = None) -> list[Completion]:
+        """One completion for each of several prompts, concurrently, returned in order. Prompt i
+        is sample `indices[i]` (default i) of `tag`, so identical prompts are distinct draws."""
+        indices = list(range(len(prompts))) if indices is None else list(indices)
+        return list(self._pool.map(lambda i: self.complete(prompts[i], sample_index=indices[i], tag=tag), range(len(prompts))))
+
+    def draw(self, tag: str, sample_index: int) -> dict[str, Any]:
+        """What makes a request a distinct sample: the run's identity, the tag, the index."""
+        return {**self.identity, "tag": tag, "sample_index": int(sample_index)}
 
     def complete(self, messages: Messages, sample_index: int = 0, tag: str = "") -> Completion:
-        params = self._sampling_params()
-        key = request_key(self.settings.model, messages, params, sample_index)
-        record = {"tag": tag, "model": self.settings.model, "sample_index": sample_index, "messages": messages,
+        draw = self.draw(tag, sample_index)
+        params = self._sampling_params(draw)
+        key = request_key(self.settings.model, messages, params, draw)
+        record = {"tag": tag, "model": self.settings.model, "sample_index": sample_index, "draw": draw, "messages": messages,
                   "params": params, "cache_key": key, "time": time.time()}
         cached = self.cache.get(key)
         if cached is None and self.cache.mode == "replay":
             last = str(messages[-1].get("content", ""))[:200] if messages else ""
             self.transcript.append({**record, "error": "replay miss"})
             raise LLMReplayMiss(
-                f"llm.cache=replay has no cached response for model={self.settings.model}, sample_index={sample_index}, "
-                f"tag={tag!r}, key={key[:16]}..., last message: {last!r}; run once with llm.cache=readwrite to record it"
+                f"llm.cache=replay has no cached response for model={self.settings.model}, draw={draw}, "
+                f"key={key[:16]}..., last message: {last!r}; run this exact command (same seed, env, method and "
+                f"experiment_name) once with llm.cache=readwrite to record it"
             )
         self._reserve()  # caps count cached calls too, so a replay stops where the original stopped
         if cached is not None:
@@ -157,8 +183,8 @@ class LLMClient:
         self._account(completion)
         if completion.finish_reason is not None:
             cached_fields = {k: v for k, v in asdict(completion).items() if k not in ("cached", "latency_s", "attempts", "sample_index")}
-            self.cache.put(key, {"model": self.settings.model, "messages": messages, "params": params,
-                                 "sample_index": sample_index}, cached_fields)
+            self.cache.put(key, {"model": self.settings.model, "messages": messages, "params": params, "draw": draw},
+                           cached_fields)
         self.transcript.append({**record, **self._response_record(completion)})
         return completion
 
@@ -166,8 +192,11 @@ class LLMClient:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # ---- internals -------------------------------------------------------------------------
-    def _sampling_params(self) -> dict[str, Any]:
-        return {"temperature": self.settings.temperature, "max_tokens": self.settings.max_tokens, **(self.settings.extra or {})}
+    def _sampling_params(self, draw: dict[str, Any]) -> dict[str, Any]:
+        params = {"temperature": self.settings.temperature, "max_tokens": self.settings.max_tokens}
+        if self.settings.send_seed:
+            params["seed"] = request_seed(draw)
+        return {**params, **(self.settings.extra or {})}
 
     def _reserve(self) -> None:
         """Count the call before it is sent, so concurrent workers cannot overshoot the caps."""
@@ -201,10 +230,11 @@ class LLMClient:
             with self._lock:
                 self.usage.http_calls += 1
             try:
-                response = lt.completion(
-                    model=s.model, messages=messages, api_base=s.api_base, api_key=self._api_key, timeout=s.timeout_s,
-                    num_retries=0, max_retries=0, **params,
-                )
+                with self._slots:  # repairs, reflections and samples share the one bound
+                    response = lt.completion(
+                        model=s.model, messages=messages, api_base=s.api_base, api_key=self._api_key, timeout=s.timeout_s,
+                        num_retries=0, max_retries=0, **params,
+                    )
                 return self._to_completion(response, sample_index, attempt, time.perf_counter() - start)
             except Exception as exc:  # classified below; anything unknown is treated as transient
                 fatal = self._fatal_message(exc)

@@ -74,7 +74,9 @@ def preflight(s: LLMSettings, cache_mode: str) -> str | None:
 
 
 @contextmanager
-def open_llm(cfg: DictConfig | dict, run_dir: Path | None) -> Iterator[LLMClient]:
+def open_llm(cfg: DictConfig | dict, run_dir: Path | None, identity: dict[str, Any] | None = None) -> Iterator[LLMClient]:
+    """The run's client. `identity` (experiment, env, method, seed) makes every request of this
+    run a draw of its own: part of the cache key and of the per-request seed."""
     c = _plain(cfg)
     mode = c.get("cache", "readwrite")
     if mode not in MODES:
@@ -98,6 +100,6 @@ def open_llm(cfg: DictConfig | dict, run_dir: Path | None) -> Iterator[LLMClient
         key = preflight(settings, mode)
         cache = ResponseCache(Path(os.path.expandvars(str(c.get("cache_dir", "~/.cache/llmrl/llm")))), mode)
         transcript = Transcript(Path(run_dir) / TRANSCRIPT_FILE if run_dir else None)
-        client = LLMClient(settings, cache, transcript, api_key=key)
+        client = LLMClient(settings, cache, transcript, api_key=key, identity=identity)
         stack.callback(client.close)
         yield client

@@ -1,150 +1,156 @@
-"""The warm parent of the sandbox: started once per worker (inside bubblewrap when available),
-it imports the heavy modules and builds each environment once, then forks a fresh, hardened
-child per evaluation. Jobs arrive as JSON lines on stdin; results leave as JSON lines on stdout.
+"""The warm parent inside the sandbox: started once per worker by the evaluator (under bubblewrap
+when available), it drops to an unprivileged uid, imports what policies need once, and forks a
+fresh child per evaluation. It never runs LLM code itself and reads nothing a child can write:
+its working directory is read-only, no writable directory is on its import path, and after
+every child it empties the scratch file system, so each evaluation starts from the same state.
 
-    python -m llmrl.sandbox.zygote SCRATCH_ROOT
+Commands arrive on a SOCK_SEQPACKET socket from the evaluator, one JSON document per packet,
+with the child's pipe ends attached (SCM_RIGHTS):
+
+    spawn {description}  + fds [down_r, up_w, out]  -> forks; answers {"op": "spawned"}
+    kill                                             -> kills the running child
+and when the child ends: {"op": "exited", "status": ..., "clean": bool}.
+
+    python -s -P -B -m llmrl.sandbox.zygote CONTROL_FD SCRATCH_ROOT DROP_UID
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import select
+import shutil
 import signal
+import socket
+import stat
 import sys
-import tempfile
-import time
-import traceback
-from multiprocessing.sharedctypes import RawArray
-from typing import Any
 
-import gymnasium  # noqa: F401  (imported here once, inherited by every child)
-import numpy  # noqa: F401
-
-from llmrl.envs.description import load_description
-from llmrl.envs.spec import EnvSpec
-
-_ENVS: dict[str, Any] = {}
+PR_SET_NO_NEW_PRIVS, PR_SET_DUMPABLE = 38, 4
+# Modules a policy commonly imports, loaded before the warm parent gives up its privileges: in
+# the process fallback the Python installation may sit where the unprivileged uid cannot read.
+PRELOAD = ("math", "random", "statistics", "collections", "heapq", "itertools", "functools", "bisect", "copy",
+           "dataclasses", "typing", "enum", "json", "re", "time", "operator", "abc", "string", "fractions",
+           "decimal", "numbers", "array", "queue", "io", "textwrap", "inspect", "traceback", "warnings")
 
 
-def _env_for(spec: dict[str, Any]):
-    key = json.dumps(spec, sort_keys=True)
-    if key not in _ENVS:
-        env_spec = EnvSpec(**spec)
-        _ENVS[key] = (env_spec.make(), env_spec.describe())
-        _ENVS[key][1].observation_class, _ENVS[key][1].reward_fn  # load both before any fork
-    return _ENVS[key]
+def drop_privileges(uid: int) -> None:
+    """Become `uid` for good (real, effective and saved ids, no supplementary groups)."""
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    if os.getuid() == 0 or os.geteuid() == 0:
+        raise SystemExit("sandbox: failed to drop root privileges")
 
 
-def _run_child(job: dict[str, Any], env, description, scratch: str, steps_cell, result_fd: int) -> None:
-    from llmrl.sandbox.worker import harden, run_job
-
-    os.setsid()  # its own process group, so the whole group can be killed
-    try:
-        notes = harden(job["limits"], scratch)
-        result = run_job(job, env, description, steps_cell)
-        result["notes"] = notes
-    except BaseException as exc:  # noqa: BLE001
-        result = {"ok": False, "steps": int(steps_cell[0]),
-                  "error": {"kind": "crash", "message": f"sandbox worker failed: {type(exc).__name__}: {exc}",
-                            "traceback": traceback.format_exc()[-2000:]}}
-    payload = json.dumps(result, default=_jsonable).encode()
-    with os.fdopen(result_fd, "wb") as f:
-        f.write(payload)
-    os._exit(0)
+def _prctl(option: int, value: int) -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
 
 
-def _jsonable(v: Any) -> Any:
-    if hasattr(v, "tolist"):
-        return v.tolist()
-    return str(v)
+def wipe(root: str) -> bool:
+    """Remove everything under `root` (a child may leave read-only or unlistable directories)."""
 
+    def make_writable_and_retry(function, path, _exc):
+        parent = os.path.dirname(path)
+        for p in (parent, path):
+            try:
+                os.chmod(p, stat.S_IRWXU, follow_symlinks=False)
+            except OSError:
+                pass
+        try:
+            function(path)
+        except OSError:
+            pass
 
-def _read_output(scratch: str, limit: int = 2000) -> str:
-    try:
-        with open(os.path.join(scratch, "output.txt"), "rb") as f:
-            return f.read(limit).decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def handle(job: dict[str, Any], scratch_root: str) -> dict[str, Any]:
-    started = time.monotonic()
-    if job.get("warm_only"):
-        _env_for(job["env"])
-        return {"ok": True, "warm": True}
-    env, description = _env_for(job["env"])
-    scratch = tempfile.mkdtemp(prefix="job-", dir=scratch_root)
-    steps_cell = RawArray("q", 1)
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
-        _run_child(job, env, description, scratch, steps_cell, write_fd)
-    os.close(write_fd)
-    deadline = started + float(job["limits"]["job_timeout_s"])
-    chunks: list[bytes] = []
-    while True:  # the pipe reaches EOF exactly when the child exits (it cannot fork)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            _kill_group(pid)
-            break
-        ready, _, _ = select.select([read_fd], [], [], remaining)
-        if ready:
-            data = os.read(read_fd, 1 << 16)
-            if not data:
-                break
-            chunks.append(data)
-    os.close(read_fd)
-    _, status = os.waitpid(pid, 0)
-    _kill_group(pid)
-    output = _read_output(scratch)
-    try:
-        result = json.loads(b"".join(chunks))
-    except json.JSONDecodeError:  # nothing, or a torn write: the child died before reporting
-        result = {"ok": False, "steps": int(steps_cell[0]), "error": _death_message(status, job, started)}
-    result["output"] = output
-    result["wall_s"] = round(time.monotonic() - started, 4)
-    return result
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _death_message(status: int | None, job: dict[str, Any], started: float) -> dict[str, Any]:
-    limits = job["limits"]
-    elapsed = time.monotonic() - started
-    if status is not None and os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        if sig == signal.SIGXCPU:
-            return {"kind": "cpu", "message": f"the policy used more than {limits['cpu_s']} s of CPU time", "traceback": ""}
-        if sig == signal.SIGKILL and elapsed >= float(limits["job_timeout_s"]):
-            return {"kind": "timeout", "message": f"the evaluation exceeded its wall-clock limit of {limits['job_timeout_s']} s "
-                    f"and was killed (a loop that never returns to Python, or a very slow policy)", "traceback": ""}
-        return {"kind": "crash", "message": f"the policy process died from signal {signal.Signals(sig).name} "
-                f"(e.g. a crash in native code or exhausted memory)", "traceback": ""}
-    return {"kind": "crash", "message": "the policy process exited without reporting a result (did the code call "
-            "os._exit or sys.exit?)", "traceback": ""}
+    for name in os.listdir(root):
+        path = os.path.join(root, name)
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, onerror=make_writable_and_retry)
+            else:
+                os.unlink(path)
+        except OSError:
+            pass
+    return not os.listdir(root)
 
 
 def main() -> None:
-    scratch_root = sys.argv[1]
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the host decides when this process ends
-    for line in sys.stdin:
-        if not line.strip():
+    control_fd, scratch_root, drop_uid = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the evaluator decides when this process ends
+    os.chdir("/")
+    import gymnasium  # noqa: F401  (imported once here, inherited by every child)
+    import numpy  # noqa: F401
+
+    from llmrl.envs.description import load_description
+    from llmrl.sandbox import child
+
+    for name in PRELOAD:
+        __import__(name)
+    if drop_uid >= 0 and os.getuid() == 0:
+        drop_privileges(drop_uid)
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    _prctl(PR_SET_DUMPABLE, 0)  # children (same uid) cannot open this process's memory or descriptors
+    control = socket.socket(fileno=control_fd)
+    control.send(json.dumps({"op": "hello", "uid": os.getuid(), "gid": os.getgid()}).encode())
+    observation_classes: dict[str, type] = {}
+    while True:
+        message, fds, _, _ = socket.recv_fds(control, 1 << 16, 3)
+        if not message:
+            return
+        command = json.loads(message)
+        if command["op"] != "spawn" or len(fds) != 3:
+            for fd in fds:
+                os.close(fd)
             continue
-        job = json.loads(line)
-        try:
-            result = handle(job, scratch_root)
-        except BaseException as exc:  # noqa: BLE001 - a broken job must not take the warm parent down
-            result = {"ok": False, "steps": 0, "error": {"kind": "crash", "message": f"sandbox failed to run the job: "
-                      f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-2000:]}}
-        result["id"] = job.get("id")
-        sys.stdout.write(json.dumps(result, default=_jsonable) + "\n")
-        sys.stdout.flush()
+        name = command["description"]
+        if name not in observation_classes:
+            observation_classes[name] = load_description(name).observation_class
+        scratch = os.path.join(scratch_root, "job")
+        os.makedirs(scratch, mode=0o700, exist_ok=True)
+        pid = os.fork()
+        if pid == 0:
+            os.setsid()
+            _close_all_but(fds)  # nothing of the parent's (the control socket above all) stays open
+            down, up, out = fds
+            try:
+                child.main(down, up, out, scratch, observation_classes[name])
+            finally:
+                os._exit(0)
+        for fd in fds:
+            os.close(fd)
+        control.send(b'{"op": "spawned"}')
+        status = _supervise(control, pid)
+        clean = wipe(scratch_root)
+        control.send(json.dumps({"op": "exited", "status": status, "clean": clean}).encode())
+
+
+def _close_all_but(keep: list[int]) -> None:
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+
+
+def _supervise(control: socket.socket, pid: int) -> int:
+    """Wait for the child to end, killing it when the evaluator says so. Returns its wait status."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        while True:
+            ready, _, _ = select.select([control, pidfd], [], [])
+            if pidfd in ready:
+                return os.waitpid(pid, 0)[1]
+            message = control.recv(1 << 16)
+            if not message:  # the evaluator is gone: so is this sandbox
+                os.kill(pid, signal.SIGKILL)
+                os._exit(0)
+            if json.loads(message).get("op") == "kill":
+                for kill in (os.killpg, os.kill):  # the group, or the child itself if it has none yet
+                    try:
+                        kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+    finally:
+        os.close(pidfd)
 
 
 if __name__ == "__main__":
