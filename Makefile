@@ -73,11 +73,11 @@ EXP ?= smoke
 sweep: setup
 	$(PY) run.py -m experiment=$(EXP) $(ARGS)
 
-# Regenerate results/REPORT.md (tables, figures, statistics) from a sweep directory:
-#   make report SWEEP=runs/<experiment_name>
+# Regenerate results/<sweep name>/REPORT.md (tables, figures, statistics) from a sweep directory:
+#   make report SWEEP=runs/<experiment_name> [OUT=results/somewhere]
 SWEEP ?= runs/report_sweep
 report: setup
-	$(PY) scripts/report.py $(SWEEP) --out results --title "$(or $(TITLE),Results)" $(if $(NOTES),--notes-file $(NOTES),)
+	$(PY) scripts/report.py $(SWEEP) $(if $(OUT),--out $(OUT),) --title "$(or $(TITLE),Results)" $(if $(NOTES),--notes-file $(NOTES),)
 
 clean:
 	rm -rf $(VENV) runs multirun outputs .pytest_cache

@@ -6,6 +6,10 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from llmrl.identity import register_resolvers
+
+register_resolvers()  # run_name's ${llmrl.variant:...}, needed while Hydra composes the config
+
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
@@ -25,4 +29,13 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from llmrl import cli
+
+    if any(a in ("--help", "-h") for a in sys.argv[1:]):
+        print(cli.help_text())
+        sys.exit(0)
+    problem = cli.check(sys.argv[1:])  # one line and exit code 2 for what Hydra would refuse with a page
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
     main()

@@ -15,6 +15,7 @@ from llmrl.checkpoint import Checkpoint
 from llmrl.envs.spec import EnvSpec
 from llmrl.errors import ConfigError
 from llmrl.runner import RunContext
+from llmrl.sb3 import signals, snapshot
 from llmrl.sb3.curve import CurveCallback
 from llmrl.sb3.venv import make_venv
 
@@ -49,7 +50,7 @@ class SB3Baseline:
         self.total_steps = total_steps
         self.eval_every = eval_every
         self.hparam_overrides = dict(hparams or {})
-        self.device = device
+        self.device = hyperparams.check_device(device)
         self.write_checkpoints = checkpoint
         self.hp: dict[str, Any] = {}
         self._planned: int | None = None  # set by budget(), which the runner calls before train()
@@ -73,15 +74,22 @@ class SB3Baseline:
         venv = make_venv(ctx.spec, ctx.counter, self.hp, ctx.seed * 1000, normalizer)
         cls = ALGOS[self.algo]
         if checkpoint is not None:
-            model = cls.load(str(checkpoint.path / "model.zip"), env=venv, device=self.device)
+            # force_reset=False keeps the envs where they were (snapshot below); hyperparameters that
+            # resume_allow_changes let change take their new values instead of the saved ones
+            changed = self._changed_hparams(ctx)
+            model = cls.load(str(checkpoint.path / "model.zip"), env=venv, device=self.device, force_reset=False,
+                             custom_objects=changed)
             if self.algo == "sac" and (checkpoint.path / "replay_buffer.pkl").exists():
                 model.load_replay_buffer(str(checkpoint.path / "replay_buffer.pkl"))
             next_eval = int(checkpoint.state["next_eval"])
-            venv.seed(ctx.seed * 1000 + checkpoint.env_steps)
+            if not snapshot.restore(checkpoint.path, venv):  # a checkpoint from before exact resume existed
+                model._last_obs = None
+                venv.seed(ctx.seed * 1000 + checkpoint.env_steps)
         else:
             policy = self.hp.get("policy", "MlpPolicy")
             model = cls(policy, venv, seed=ctx.seed, device=self.device, verbose=0, **hyperparams.to_sb3_kwargs(self.hp))
             next_eval = 0
+        signals.attach(model, ctx)
         write = _save_replay_buffer if self.algo == "sac" else None
         callback = CurveCallback(ctx, venv, self.eval_every, next_eval, checkpoint=self.write_checkpoints, write_files=write)
         remaining = total - model.num_timesteps
@@ -89,7 +97,27 @@ class SB3Baseline:
             model.learn(total_timesteps=remaining, callback=callback, reset_num_timesteps=False, progress_bar=False)
         callback.final_point()
         venv.close()
+        latest = ctx.checkpoints.load()
+        if latest is not None:  # the trained model behind the curve, linked from the W&B run
+            ctx.tracker.log_artifact(f"{ctx.tracker.label}-model", "model",
+                                     [latest.path / "model.zip", latest.path / "vecnormalize.pkl"],
+                                     {"algo": self.algo, "env_steps": latest.env_steps})
         return {"algo": self.algo, "total_steps": total, "eval_wall_s": round(callback.eval_wall_s, 3), "hparams": _printable(self.hp)}
+
+
+    def effective_config(self) -> dict[str, Any]:
+        """What this run trains with, after the per-env table and the overrides (known before training)."""
+        return {"algo": self.algo, "total_steps": self._planned, "hparams": _printable(self.hp)}
+
+    def _changed_hparams(self, ctx: RunContext) -> dict[str, Any]:
+        """SB3 constructor arguments among the changes resume_allow_changes let through (e.g. a
+        learning rate), with their new values, for `load(custom_objects=...)`."""
+        from llmrl.rundir import recorded_changes
+
+        latest = recorded_changes(ctx.run_dir)[-1:] or [{"changes": []}]
+        keys = {c["key"].split(".", 2)[2] for c in latest[0]["changes"] if c["key"].startswith("method.hparams.")}
+        kwargs = hyperparams.to_sb3_kwargs(self.hp)
+        return {k: kwargs[k] for k in keys if k in kwargs}
 
 
 def _save_replay_buffer(model, folder: Path) -> None:

@@ -14,6 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from llmrl import rundir
 from llmrl.checkpoint import Checkpoint, CheckpointDir
 from llmrl.counting import StepCounter
 from llmrl.envs.spec import EnvSpec
@@ -103,7 +104,7 @@ def _stop_on_sigterm(tracker: Tracker, run_dir: Path) -> Any:
             if hc.mode == RunMode.MULTIRUN:
                 from llmrl.sweeps import record
 
-                record.update(Path(hc.sweep.dir), int(hc.job.num), status="preempted", slurm_job_id=record.slurm_job_id())
+                record.update(Path(hc.sweep.dir), run_dir, status="preempted", slurm_job_id=record.slurm_job_id())
         finally:
             logging.shutdown()
             os._exit(128 + signal.SIGTERM)
@@ -151,26 +152,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     method: Method = _build(cfg.method, "method")
     total = method.budget(spec)
     resume = resume_requested(cfg.resume)
+    from llmrl.sandbox import SandboxSettings
+
+    SandboxSettings.from_config(cfg.sandbox)  # a bad sandbox value is one line now, not after the LLM started
 
     checkpoints = CheckpointDir(run_dir)
-    checkpoint = None
-    summary_path = run_dir / SUMMARY_FILE
-    if resume:
-        if summary_path.exists():
-            previous = json.loads(summary_path.read_text())
-            if previous.get("status") == "done":
-                log.info("run in %s is already complete; nothing to resume", run_dir)
-                return previous
-        checkpoint = checkpoints.load()
-        if checkpoint is not None:
-            log.info("resuming %s from env_steps=%d", run_dir, checkpoint.env_steps)
-        elif (run_dir / CURVE_FILE).exists():
-            log.info("%s holds no checkpoint yet: starting that run from the beginning", run_dir)
-    elif (run_dir / CURVE_FILE).exists():
-        raise ConfigError(
-            f"{run_dir} already holds a run; pass resume=true to continue it, "
-            f"or choose another directory with experiment_name=... or hydra.run.dir=..."
-        )
+    start = rundir.prepare(cfg, run_dir, resume)
+    if start.finished is not None:
+        return start.finished
+    checkpoint = start.checkpoint
 
     with ExitStack() as stack:
         llm = None
@@ -180,6 +170,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             from llmrl.llm import open_llm
 
             identity = {"experiment": str(cfg.experiment_name), "env": spec.name, "method": method.name, "seed": seed}
+            if cfg.get("variant"):
+                identity["variant"] = str(cfg.variant)
             llm = stack.enter_context(open_llm(cfg.llm, run_dir, identity))
         return _train(cfg, run_dir, seed, spec, method, total, checkpoint, checkpoints, llm)
 
@@ -191,17 +183,27 @@ def _train(cfg, run_dir, seed, spec, method, total, checkpoint, checkpoints, llm
     seed_everything(seed)
     meta = {
         "method": method.name,
+        "variant": str(cfg.get("variant") or ""),
         "env": spec.name,
         "llm": str(cfg.llm.name),
         "seed": seed,
         "experiment": str(cfg.experiment_name),
         "run_dir": str(run_dir),
     }
+    changes = rundir.recorded_changes(run_dir)
+    if changes:
+        meta["config_changes"] = changes  # what resume_allow_changes let through, and when
+    # the effective settings (e.g. SB3's hyperparameters after the per-env table) are known before training
+    effective = getattr(method, "effective_config", dict)()
+    if effective:
+        from llmrl.tracking import write_json_atomic
+
+        write_json_atomic(run_dir / "effective_config.json", effective)
     tracker = Tracker(
         run_dir,
         OmegaConf.to_container(cfg.logger, resolve=True),
         meta,
-        OmegaConf.to_container(cfg, resolve=True),
+        {**OmegaConf.to_container(cfg, resolve=True), "effective": effective},
         extra_columns=method.extra_columns,
         total_steps=total,
         resume_from_steps=checkpoint.env_steps if checkpoint else None,

@@ -83,6 +83,9 @@ class PromptPO:
                 state["feedback_done"] = True
             for r in range(state["round"] + 1, self.rounds + 1):
                 self._round(r, state)
+        best = Path(ctx.run_dir) / "best_policy.py"
+        ctx.tracker.log_artifact(f"{ctx.tracker.label}-policy", "policy", [best, self.art],
+                                 {"best_round": state["best"]["round"] if state["best"] else None})
         return {"sandbox": sandbox.describe(), "best_round": state["best"]["round"] if state["best"] else None,
                 "best_train_return": state["best"]["mean"] if state["best"] else None}
 
@@ -168,9 +171,16 @@ class PromptPO:
                 text = render("reflection.md.j2", **self.prompt_ctx, history=self._history_view(state))
                 reflection = self.llm.complete(user(text), tag=f"round{r}/reflection")
                 state["reflection"] = reflection.text.strip() or None
+        timing = {f"candidate_{c['index']:02d}": [a["wall_s"] for a in c["attempts"]] for c in candidates}
         (folder / "summary.json").write_text(json.dumps({"winner": winner["index"] if winner else None,
-                                                         "candidates_ok": len(ok), "repairs": repairs}, indent=2))
+                                                         "candidates_ok": len(ok), "repairs": repairs,
+                                                         "evaluation_wall_s": timing}, indent=2))
         state["round"] = r
+        self.ctx.tracker.log_metrics(self.ctx.counter.steps, {
+            "promptpo/valid_code_rate": len(ok) / self.n,  # runnable in the end, repairs included
+            "promptpo/first_attempt_ok_rate": sum(c["attempts"][0]["ok"] for c in candidates) / self.n,
+            "promptpo/repairs": repairs,
+            "promptpo/candidate_returns": [statistics.fmean(c["returns"]) for c in ok]})
         self._log_point(state, r, winner, len(ok), repairs)
 
     def _score(self, c: dict[str, Any]) -> tuple[float, float]:
@@ -196,7 +206,8 @@ class PromptPO:
                 result = self.sandbox.run(job)
                 self.ctx.counter.add(int(result.get("steps", 0)))
             (cand_dir / f"attempt_{attempt:02d}.json").write_text(json.dumps(_public(result), indent=2))
-            attempts.append({"attempt": attempt, "ok": result["ok"], "error": result.get("error")})
+            attempts.append({"attempt": attempt, "ok": result["ok"], "error": result.get("error"),
+                             "wall_s": result.get("wall_s")})
             if result["ok"]:
                 return {"index": i, "ok": True, "code": code, "returns": result["returns"], "successes": result.get("successes"),
                         "feedback": result.get("feedback"), "attempts": attempts}
@@ -252,4 +263,7 @@ class PromptPO:
 
 
 def _public(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in result.items() if k != "id"}
+    """What a candidate's JSON keeps: everything its evaluation produced, and nothing that differs
+    between two identical evaluations (its wall time goes to the round's summary), so a replayed
+    run writes byte-identical files."""
+    return {k: v for k, v in result.items() if k not in ("id", "wall_s")}

@@ -19,6 +19,9 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from llmrl.identity import register_resolvers  # noqa: E402
+
+register_resolvers()
 POLICY_FILE: Path | None = None
 
 

@@ -16,6 +16,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from llmrl.identity import register_resolvers  # noqa: E402
+
+register_resolvers()
 
 DEFAULT_PROMPT = "Reply with one short sentence: what is reinforcement learning?"
 

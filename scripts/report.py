@@ -1,6 +1,6 @@
-"""Write results/REPORT.md (tables, figures, rliable statistics) from run directories.
+"""Write results/<sweep>/REPORT.md (tables, figures, rliable statistics) from run directories.
 
-    python scripts/report.py runs/my_sweep [--out results] [--title "..."] [--notes-file notes.md]
+    python scripts/report.py runs/my_sweep [--out results/my_sweep] [--title "..."] [--notes-file notes.md]
     python scripts/report.py --random-scores cartpole acrobot pendulum   # measure and store random-policy scores
 """
 from __future__ import annotations
@@ -22,7 +22,8 @@ RANDOM_SCORES = REPO / "conf" / "analysis" / "random_scores.yaml"
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roots", nargs="*", type=Path)
-    parser.add_argument("--out", type=Path, default=REPO / "results")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where REPORT.md and its figures go (default: results/<name of the first run directory>)")
     parser.add_argument("--title", default="Results")
     parser.add_argument("--notes-file", type=Path)
     parser.add_argument("--baseline", default="ppo")
@@ -43,6 +44,8 @@ def main() -> int:
     if not args.roots:
         parser.error("give the run directories (e.g. runs/<experiment_name>)")
     notes = args.notes_file.read_text() if args.notes_file else ""
+    if args.out is None:  # one report per sweep: a second sweep's report never overwrites the first's
+        args.out = REPO / "results" / Path(args.roots[0]).resolve().name
     report = build(args.roots, args.out, load_random_scores(RANDOM_SCORES), args.baseline, args.title, notes, args.reps,
                    args.log_x)
     print(f"wrote {report}")

@@ -117,3 +117,57 @@ def test_report_and_plots_are_written_and_not_blank(sweep, tmp_path):
         assert 0.01 < non_white < 0.9, f"{name} looks blank ({non_white:.3f} non-white)"
         assert f"figures/{name}.png" in text
     assert (out / "final_scores.tex").read_text().startswith(r"\begin{table}")
+
+
+def _runs_with(root, finals: dict, steps: dict):
+    """Synthetic runs: method -> env -> seed -> list of (env_steps, return) points."""
+    for method, envs in finals.items():
+        for env, seeds in envs.items():
+            for seed, points in seeds.items():
+                d = root / env / method / "none" / f"seed_{seed}"
+                d.mkdir(parents=True)
+                cfg = {"experiment_name": "s", "seed": seed, "method": {"name": method}, "env": {"name": env}, "llm": {"name": "none"}}
+                (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+                rows = ["env_steps,return_mean"] + [f"{s},{r}" for s, r in points]
+                (d / "curve.csv").write_text("\n".join(rows) + "\n")
+                (d / "summary.json").write_text(json.dumps({"status": "done", "final_return": points[-1][1]}))
+
+
+def test_a_baseline_below_random_is_not_a_normalisation_reference(tmp_path):
+    """Pendulum at small budgets: PPO (-1370) below the random policy (-1134), SAC 450 better than PPO.
+    Normalising by (PPO - random) would flip the sign and rank PPO above SAC."""
+    pts = lambda final: [(0, -1500.0), (1000, final)]  # noqa: E731
+    finals = {"ppo": {"pendulum": {s: pts(-1370.0 + s) for s in range(3)}, "env_ok": {s: pts(100.0 + s) for s in range(3)}},
+              "sac": {"pendulum": {s: pts(-920.0 + s) for s in range(3)}, "env_ok": {s: pts(80.0 + s) for s in range(3)}}}
+    _runs_with(tmp_path / "sweep", finals, {})
+    _, curves = collect([tmp_path / "sweep"])
+    scores = stats.final_scores(curves)
+    random = {"pendulum": -1134.0, "env_ok": 0.0}
+    reference = stats.reference_scores(scores, random, "ppo")
+    assert "pendulum" not in reference and "env_ok" in reference
+    why = stats.unnormalised(scores, random, "ppo")
+    assert "not above the random policy's -1134" in why["pendulum"]
+    matrices, envs, _ = stats.score_matrices(stats.normalise(scores, reference), "normalised")
+    assert envs == ["env_ok"]  # the aggregate stands on the env with a valid reference only
+    poi = stats.probability_of_improvement(matrices, reps=200).set_index(["method", "over"])
+    assert poi.loc[("ppo", "sac"), "probability"] == 1.0  # ppo is better on env_ok, as the raw scores say
+    report = build([tmp_path / "sweep"], tmp_path / "out", random, "ppo", "t", reps=200).read_text()
+    assert "- pendulum: ppo's mean final score" in report
+
+
+def test_steps_to_target_ignores_the_untrained_evaluation(tmp_path):
+    # an untrained policy that happens to score 500 at step 0 has not reached anything yet
+    finals = {"ppo": {"cartpole": {0: [(0, 500.0), (1000, 20.0), (2000, 480.0), (3000, 500.0)]}}}
+    _runs_with(tmp_path / "sweep", finals, {})
+    _, curves = collect([tmp_path / "sweep"])
+    table = stats.steps_to_target(curves, {"cartpole": 475.0})
+    assert table["steps"].tolist() == [2000.0]
+
+
+def test_intervals_over_few_seeds_are_labelled_as_ranges():
+    two = {"a": np.array([[1.0], [3.0]]), "b": np.array([[2.0], [2.5]])}
+    est = stats.interval_estimates(two, reps=500).set_index("method")
+    assert est.loc["a", "interval"] == "range of 2 seeds, not a 95% CI (fewer than 5)"
+    assert 1.0 <= est.loc["a", "iqm_low"] <= est.loc["a", "iqm_high"] <= 3.0
+    five = {"a": np.arange(5.0).reshape(5, 1)}
+    assert stats.interval_estimates(five, reps=200).loc[0, "interval"] == "95% CI"

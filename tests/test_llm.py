@@ -168,6 +168,30 @@ def test_every_request_waits_for_a_slot(server, tmp_path):
     assert len(server.completions) == 4 and server.max_in_flight == 1
 
 
+def test_concurrent_writers_of_one_cache_entry_do_not_collide(tmp_path):
+    """Threads of one process writing the same key (identical concurrent requests) never trip
+    over each other's temporary files."""
+    import threading
+
+    from llmrl.llm.cache import ResponseCache
+
+    cache, errors = ResponseCache(tmp_path / "cache", "readwrite"), []
+
+    def writer(k):
+        try:
+            for i in range(300):
+                cache.put("ab" * 32, {"i": i}, {"text": f"{k}-{i}"})
+        except Exception as exc:  # noqa: BLE001 - the test counts them
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and cache.get("ab" * 32)["text"].endswith("-299")
+
+
 def test_preflight_names_missing_key_and_silent_endpoint(server, tmp_path, monkeypatch):
     monkeypatch.delenv("LLMRL_TEST_KEY", raising=False)
     with pytest.raises(ConfigError, match="set the environment variable LLMRL_TEST_KEY"):

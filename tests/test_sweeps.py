@@ -105,20 +105,22 @@ def test_interrupted_job_is_requeued_and_finishes_with_one_clean_curve(slurm, tm
                                           if r.get("run_dir")), None), 120, "the job to start", slurm)
         _wait_for(lambda: _checkpoint_steps(run_dir) >= 8192, 300, "a checkpoint mid-run", slurm)
         wandb_id = (run_dir / "wandb_run_id.txt").read_text()
-        job = record.read(sweep_dir)["runs"]["0"]["slurm_job_id"]
+        only = lambda: next(iter(record.read(sweep_dir)["runs"].values()))  # noqa: E731 - the sweep's one run
+        job = only()["slurm_job_id"]
         if how == "scontrol requeue":
             slurm.run("scontrol", "requeue", job)
         else:  # what SLURM sends signal_delay_s before the time limit, and on preemption
             slurm.run("scancel", "--signal=USR2", job)
-            _wait_for(lambda: record.read(sweep_dir)["runs"]["0"]["status"] == "preempted", 60, "status preempted", slurm)
-        _wait_for(lambda: record.read(sweep_dir)["runs"]["0"].get("restarts", 0) >= 1, 300, "the requeued job to start", slurm)
+            _wait_for(lambda: only()["status"] == "preempted", 60, "status preempted", slurm)
+        _wait_for(lambda: only().get("restarts", 0) >= 1, 300, "the requeued job to start", slurm)
         _, err = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err[-3000:]
-    entry = record.read(sweep_dir)["runs"]["0"]
-    assert entry["status"] == "done" and entry["restarts"] >= 1
+    runs = record.read(sweep_dir)["runs"]
+    entry = runs[record.key_of(sweep_dir, run_dir)]
+    assert len(runs) == 1 and entry["status"] == "done" and entry["restarts"] >= 1
     steps = [p["env_steps"] for p in read_curve(run_dir)]
     assert steps == sorted(set(steps)) and steps[-1] >= 60000 and steps[0] == 0
     gaps = {b - a for a, b in zip(steps, steps[1:])}
@@ -202,3 +204,23 @@ def test_sigterm_stops_a_run_at_once_and_it_resumes(tmp_path):
     steps = [p["env_steps"] for p in read_curve(run_dir)]
     assert steps == sorted(set(steps)) and steps[-1] >= 40000
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "done"
+
+
+def test_two_sweeps_in_one_directory_keep_both_and_a_damaged_record_is_rebuilt(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    tiny = ["method=ppo", "env=cartpole", "method.total_steps=256", "method.eval_every=256", "env.eval_episodes=1",
+            "logger.progress=false", f"hydra.sweep.dir={sweep_dir}"]
+    for seeds in ("0", "1"):  # two sweeps, each numbering its one job 0
+        run_cli("-m", *tiny, f"seed={seeds}", check=True)
+    runs = record.read(sweep_dir)["runs"]
+    variant = "ppo+eval_episodes=1-385c21"  # env.eval_episodes=1 makes these runs a variant of the default
+    assert sorted(runs) == [f"cartpole/{variant}/none/seed_0", f"cartpole/{variant}/none/seed_1"]
+    assert {r["status"] for r in runs.values()} == {"done"}
+    # a record cut short (a full disk, a killed writer) is reported, kept aside and rebuilt
+    path = sweep_dir / record.RECORD_FILE
+    path.write_text(path.read_text()[:40])
+    proc = run_cli("-m", *tiny, "seed=2", check=True)
+    assert "sweep_record.json was damaged" in proc.stdout + proc.stderr
+    runs = record.read(sweep_dir)["runs"]
+    assert sorted(runs) == [f"cartpole/{variant}/none/seed_{s}" for s in range(3)]
+    assert {r["status"] for r in runs.values()} == {"done"} and list(sweep_dir.glob(f"{record.RECORD_FILE}.damaged-*"))

@@ -29,7 +29,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from llmrl.checkpoint import Checkpoint
 from llmrl.envs.spec import EnvSpec
 from llmrl.errors import ConfigError
-from llmrl.sb3 import hyperparams
+from llmrl.sb3 import hyperparams, signals
 from llmrl.sb3.curve import CurveCallback
 from llmrl.sb3.venv import make_venv
 from ultra.guide import GUIDED_POLICIES, CriticalStateGuide
@@ -102,7 +102,7 @@ class Ultra:
         self.refine_steps = _positive_int("refine_steps", refine_steps)
         self.eval_every = _positive_int("eval_every", eval_every)
         self.hparam_overrides = dict(hparams or {})
-        self.device = device
+        self.device = hyperparams.check_device(device)
         self.num_trajectories = _positive_int("num_trajectories", num_trajectories)
         self.collect_deterministic = bool(collect_deterministic)
         lo, hi = (float(x) for x in reward_range)
@@ -192,6 +192,7 @@ class Ultra:
                 model = PPO(self.hp.get("policy", "MlpPolicy"), venv, seed=ctx.seed, device=self.device, verbose=0,
                             **hyperparams.to_sb3_kwargs(self.hp))
                 next_eval = 0
+            signals.attach(model, ctx)
             cb = CurveCallback(ctx, venv, self.eval_every, next_eval, checkpoint=self.write_checkpoints, extra_point=cols,
                                extra_state=lambda: {"phase": "pretrain"}, stop_at=self.pretrain_steps)
             remaining = self.pretrain_steps - model.num_timesteps
@@ -243,6 +244,7 @@ class Ultra:
         model = PPO(GUIDED_POLICIES[policy] if guided else policy, venv, seed=ctx.seed + ckpt.env_steps, device=self.device,
                     verbose=0, **hyperparams.to_sb3_kwargs(self.hp))
         model.set_parameters(str(src / "model.zip"), exact_match=True, device=self.device)
+        signals.attach(model, ctx)
         start_digest = params_digest(model.policy)
         model.num_timesteps = int(state["refine_timesteps"])
         model._n_updates = int(state["n_updates"])

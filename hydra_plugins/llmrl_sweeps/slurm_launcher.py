@@ -8,7 +8,9 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, filter_overrides
+from omegaconf import open_dict
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as _SubmititSlurm
 
 from llmrl.sweeps import record
@@ -20,13 +22,23 @@ class SlurmLauncher(_SubmititSlurm):
         self.sweep_dir = str(Path(str(self.config.hydra.sweep.dir)).resolve())
         self.params["additional_parameters"] = {"chdir": os.getcwd(), **(self.params.get("additional_parameters") or {})}
         for i, overrides in enumerate(job_overrides):
-            record.update(Path(self.sweep_dir), initial_job_idx + i, status="pending",
-                          overrides=list(filter_overrides(overrides)))
+            record.update(Path(self.sweep_dir), self._run_dir(overrides, initial_job_idx + i), status="pending",
+                          overrides=list(filter_overrides(overrides)), job_num=initial_job_idx + i)
+        HydraConfig.instance().set_config(self.config)
         return super().launch(job_overrides, initial_job_idx)
+
+    def _run_dir(self, overrides: Sequence[str], num: int) -> Path:
+        """Where the job will write: its config composed here as the job will compose it."""
+        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        with open_dict(cfg):
+            cfg.hydra.job.num = num
+            cfg.hydra.job.id = f"pending_{num}"
+        HydraConfig.instance().set_config(cfg)
+        return Path(self.sweep_dir) / str(cfg.hydra.sweep.subdir)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         """Called by submitit in the job when SLURM signals the time limit or a preemption."""
-        job_num = args[2] if len(args) > 2 else kwargs.get("job_num")
-        if getattr(self, "sweep_dir", None) is not None and job_num is not None:
-            record.update(Path(self.sweep_dir), int(job_num), status="preempted", slurm_job_id=record.slurm_job_id())
+        if getattr(self, "sweep_dir", None) is not None and HydraConfig.initialized():
+            run_dir = Path(HydraConfig.get().runtime.output_dir)
+            record.update(Path(self.sweep_dir), run_dir, status="preempted", slurm_job_id=record.slurm_job_id())
         return super().checkpoint(*args, **kwargs)

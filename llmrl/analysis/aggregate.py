@@ -32,7 +32,8 @@ def find_run_dirs(roots: Iterable[Path]) -> list[Path]:
 
 def _run_record(run_dir: Path) -> tuple[dict, list[dict]]:
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    method = (cfg.get("method") or {}).get("name")
+    # a variant (e.g. another learning rate) is a method of its own in every table, never more seeds of the default
+    method = f"{(cfg.get('method') or {}).get('name')}{cfg.get('variant') or ''}"
     llm = (cfg.get("llm") or {}).get("name", "none")
     if method in ("ppo", "sac"):
         llm = "none"  # an RL baseline uses no LLM, whatever llm group was composed

@@ -20,10 +20,28 @@ def final_scores(curves: pd.DataFrame, metric: str = "return_mean") -> pd.DataFr
 
 def reference_scores(scores: pd.DataFrame, low: dict[str, float], baseline: str = "ppo") -> dict[str, tuple[float, float]]:
     """Per env (low, high): low = a random policy's score (given), high = the baseline's mean final
-    score in the data. Envs lacking either are left out (and stay unnormalised)."""
-    out = {}
+    score in the data. Only envs where the baseline beats the random policy get a reference: a
+    baseline at or below random would flip or blow up every normalised score (`unnormalised`
+    says which envs and why); they stay on raw scores."""
+    return {env: ref for env, ref in _references(scores, low, baseline).items() if isinstance(ref, tuple)}
+
+
+def unnormalised(scores: pd.DataFrame, low: dict[str, float], baseline: str = "ppo") -> dict[str, str]:
+    """Why each env without a normalisation reference has none."""
+    refs = _references(scores, low, baseline)
+    return {env: why for env, why in refs.items() if isinstance(why, str)} | {
+        env: f"no {baseline} runs" for env in sorted(set(scores["env"]) - set(refs))}
+
+
+def _references(scores: pd.DataFrame, low: dict[str, float], baseline: str) -> dict[str, tuple[float, float] | str]:
+    out: dict[str, tuple[float, float] | str] = {}
     for env, high in scores[scores["method"] == baseline].groupby("env")["score"].mean().items():
-        if env in low and high != low[env]:
+        if env not in low:
+            out[env] = "no random-policy score (scripts/report.py --random-scores ENV)"
+        elif high <= low[env]:
+            out[env] = (f"{baseline}'s mean final score {high:.4g} is not above the random policy's {low[env]:.4g}, so "
+                        f"(score - random) / ({baseline} - random) would rank methods backwards")
+        else:
             out[env] = (float(low[env]), float(high))
     return out
 
@@ -54,8 +72,20 @@ def score_matrices(scores: pd.DataFrame, column: str = "score") -> tuple[dict[st
     return matrices, envs, seeds_used
 
 
+MIN_RUNS_FOR_CI = 5
+
+
+def ci_label(runs: int) -> str:
+    """What a bootstrap interval over `runs` seeds is: with few seeds the resamples cannot leave
+    the observed range (with 2 seeds the "95% CI" is the min-max), so it is not called a CI."""
+    if runs >= MIN_RUNS_FOR_CI:
+        return "95% CI"
+    return f"range of {runs} seed{'s' if runs != 1 else ''}, not a 95% CI (fewer than {MIN_RUNS_FOR_CI})"
+
+
 def interval_estimates(matrices: dict[str, np.ndarray], reps: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """IQM and mean per method with 95% stratified-bootstrap CIs (percentile method)."""
+    """IQM and mean per method with 95% stratified-bootstrap CIs (percentile method); `interval`
+    says what the interval is worth with the number of runs at hand (see ci_label)."""
     from rliable import library as rly
     from rliable import metrics
 
@@ -69,7 +99,8 @@ def interval_estimates(matrices: dict[str, np.ndarray], reps: int = 2000, seed: 
     for method in matrices:
         rows.append({"method": method, "runs": matrices[method].shape[0], "tasks": matrices[method].shape[1],
                      "iqm": point[method][0], "iqm_low": interval[method][0][0], "iqm_high": interval[method][1][0],
-                     "mean": point[method][1], "mean_low": interval[method][0][1], "mean_high": interval[method][1][1]})
+                     "mean": point[method][1], "mean_low": interval[method][0][1], "mean_high": interval[method][1][1],
+                     "interval": ci_label(matrices[method].shape[0])})
     return pd.DataFrame(rows)
 
 
@@ -101,14 +132,15 @@ def performance_profiles(matrices: dict[str, np.ndarray], taus: np.ndarray, reps
 
 
 def steps_to_target(curves: pd.DataFrame, target: float | dict[str, float], metric: str = "return_mean") -> pd.DataFrame:
-    """Per run, the env steps of the first curve point whose metric reaches the target (exactly a
+    """Per run, the env steps of the first curve point after training started (env_steps > 0: the
+    untrained policy's evaluation reaches nothing) whose metric reaches the target (exactly a
     reported point; NaN if never). `target` is one number or one per env."""
     rows = []
     for (method, env, llm, seed), g in curves.groupby(["method", "env", "llm", "seed"], dropna=False):
         goal = target[env] if isinstance(target, dict) else target
         if goal is None or (isinstance(goal, float) and np.isnan(goal)):
             continue
-        hit = g.sort_values("env_steps")
+        hit = g[g["env_steps"] > 0].sort_values("env_steps")
         hit = hit[hit[metric] >= goal]
         rows.append({"method": method, "env": env, "llm": llm, "seed": seed, "target": goal,
                      "steps": float(hit["env_steps"].iloc[0]) if len(hit) else np.nan})

@@ -88,6 +88,10 @@ class SandboxSettings:
         for value, key in checks:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ConfigError(f"sandbox.{key}={value!r} must be a positive number")
+        if self.backend not in ("auto", "bwrap", "process"):
+            raise ConfigError(f"sandbox.backend={self.backend!r}: choose auto, bwrap or process")
+        if self.returns not in ("described", "env"):
+            raise ConfigError(f"sandbox.returns={self.returns!r}: choose described or env")
         if self.placement not in PLACEMENTS:
             raise ConfigError(f"sandbox.placement={self.placement!r}: choose one of {', '.join(PLACEMENTS)}")
         if isinstance(self.spin_us, bool) or not isinstance(self.spin_us, int) or self.spin_us < 0:

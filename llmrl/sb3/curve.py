@@ -11,12 +11,15 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecNormalize
 
 from llmrl.evaluation import evaluate
+from llmrl.sb3 import snapshot
 from llmrl.sb3.venv import deterministic_act
 
 
 class CurveCallback(BaseCallback):
     """Every `eval_every` env steps (the shared counter, not SB3's own count): evaluate the
-    greedy policy on the held-out seeds, log a point, write a checkpoint.
+    greedy policy on the held-out seeds, log a point, and write a checkpoint at the next point
+    where the training loop is between rollouts (with `llmrl.sb3.snapshot`'s state, a resumed run
+    continues exactly as the uninterrupted one would).
 
     Hooks: `extra_point()` adds method columns to each point; `write_files(model, folder)` adds
     files to a checkpoint; `extra_state()` adds keys to its state; `stop_at` ends learning once
@@ -44,23 +47,31 @@ class CurveCallback(BaseCallback):
         self._extra_state = extra_state or dict
         self.stop_at = stop_at
         self.eval_wall_s = 0.0  # time spent evaluating (this process), reported in the summary
+        self._save_due = False
 
-    def evaluate_and_log(self) -> None:
+    def evaluate_and_log(self, replace_last: bool = False) -> None:
         steps = self.ctx.counter.steps
         start = time.perf_counter()
         result = evaluate(self.ctx.spec, deterministic_act(self.model, self.venv), self.ctx.eval_seeds())
         self.eval_wall_s += time.perf_counter() - start
-        self.ctx.tracker.log_point(env_steps=steps, **result.point(), **self._extra_point())
-        if self.write_checkpoints:
-            self.save(steps)
+        self.ctx.tracker.log_point(env_steps=steps, replace_last=replace_last, **result.point(), **self._extra_point())
+        self._evaluated_updates = getattr(self.model, "_n_updates", None)
+        self._save_due = self.write_checkpoints
+
+    def _on_rollout_start(self) -> None:
+        if self._save_due:  # between two rollouts: nothing half-collected to lose
+            self.save(self.ctx.counter.steps)
 
     def save(self, steps: int) -> None:
+        self._save_due = False
+
         def write(folder: Path) -> None:
             self.model.save(str(folder / "model.zip"))
             if isinstance(self.venv, VecNormalize):
                 self.venv.save(str(folder / "vecnormalize.pkl"))
             if self._write_files is not None:
                 self._write_files(self.model, folder)
+            snapshot.save(folder, self.venv)
 
         state = {"env_steps": steps, "next_eval": self.next_eval, "wall_s": self.ctx.tracker.wall_s, **self._extra_state()}
         self.ctx.checkpoints.save(write, state)
@@ -81,7 +92,13 @@ class CurveCallback(BaseCallback):
         return self.stop_at is None or steps < self.stop_at
 
     def final_point(self) -> None:
-        """A last point at the final step count, unless the latest point is already there."""
+        """A last point at the final step count, unless the latest point is already there, and
+        the checkpoint of the finished training (so a longer budget can continue it)."""
         points = self.ctx.tracker.points
         if not points or points[-1]["env_steps"] < self.ctx.counter.steps:
             self.evaluate_and_log()
+        elif getattr(self.model, "_n_updates", None) != getattr(self, "_evaluated_updates", None):
+            # the last point was evaluated mid-rollout, before the final update: the final model replaces it
+            self.evaluate_and_log(replace_last=True)
+        if self._save_due:
+            self.save(self.ctx.counter.steps)

@@ -25,12 +25,42 @@ def load_table(algo: str) -> dict[str, Any]:
 
 
 def resolve(algo: str, env_name: str, overrides: dict[str, Any] | None) -> dict[str, Any]:
-    """Table defaults, then the env's entry, then command-line overrides (method.hparams.*)."""
+    """Table defaults, then the env's entry, then command-line overrides (method.hparams.*); a key
+    the algorithm does not take is one line naming the valid ones (a typo never passes silently)."""
     table = load_table(algo)
     merged = dict(table.get("default", {}))
     merged.update(table.get(env_name, {}) or {})
     merged.update(overrides or {})
+    valid = valid_keys(algo)
+    for key in overrides or {}:
+        if key not in valid:
+            import difflib
+
+            close = difflib.get_close_matches(key, sorted(valid), n=1)
+            hint = f" (did you mean method.hparams.{close[0]}?)" if close else ""
+            raise ConfigError(f"method.hparams.{key}: {algo.upper()} has no such hyperparameter{hint}; valid: "
+                              f"{', '.join(sorted(valid))}")
     return merged
+
+
+def valid_keys(algo: str) -> set[str]:
+    """The SB3 constructor's arguments, plus the harness's own keys."""
+    import inspect
+
+    from stable_baselines3 import PPO, SAC
+
+    cls = {"ppo": PPO, "sac": SAC}[algo]
+    skip = {"self", "policy", "env", "seed", "device", "verbose", "_init_setup_model", "tensorboard_log"}
+    return {p for p in inspect.signature(cls.__init__).parameters if p not in skip} | set(HARNESS_KEYS)
+
+
+def check_device(device: str) -> str:
+    """cpu, cuda, cuda:N, mps or auto; anything else is one line before any work."""
+    import re
+
+    if not isinstance(device, str) or not re.fullmatch(r"cpu|auto|mps|cuda(:\d+)?", device):
+        raise ConfigError(f"method.device={device!r}: choose cpu, cuda, cuda:N, mps or auto")
+    return device
 
 
 def linear_schedule(start: float):
