@@ -52,7 +52,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         def responder(request, index):
             text = request["messages"][-1]["content"]
-            return Reply(content=f"```python\n{POLICY}```", delay_s=0.0 if "In a few sentences" in text else args.latency)
+            return Reply(content=f"```python\n{POLICY}```", delay_s=0.0 if "Answer in 3-4 sentences" in text else args.latency)
 
         with ScriptedServer(responder=responder) as server:
             run_dir = Path(tmp) / "run"

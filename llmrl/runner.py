@@ -122,11 +122,14 @@ def _restore_sigterm(previous: Any) -> None:
 
 
 def _apply_method_overrides(cfg: DictConfig) -> None:
-    """Merge `method_overrides.<method.name>` into `method` (the saved config.yaml shows the result)."""
-    extra = (cfg.get("method_overrides") or {}).get(cfg.method.name)
-    if extra:
-        with open_dict(cfg):
-            cfg.method = OmegaConf.merge(cfg.method, extra)
+    """Merge `method_overrides.<method.name>`, then `method_overrides.<method.name>@<env.name>`,
+    into `method` (the saved config.yaml shows the result)."""
+    table = cfg.get("method_overrides") or {}
+    for key in (cfg.method.name, f"{cfg.method.name}@{cfg.env.name}"):
+        extra = table.get(key)
+        if extra:
+            with open_dict(cfg):
+                cfg.method = OmegaConf.merge(cfg.method, extra)
 
 
 def _build(node: DictConfig, group: str) -> Any:

@@ -2,10 +2,15 @@
 PromptPO implementation) in the same sandbox the method uses, on the env's evaluation seeds.
 
     python scripts/evaluate_policy.py POLICY_FILE env=cartpole [+episodes=10] [seed=0] [+class_name=CartPolePolicy]
+    python scripts/evaluate_policy.py POLICY_FILE env=mujoco_hopper +interface=reference
 
 The file must define a class with `act(self, obs)`; `obs` is the env's documented observation
-class (llmrl/envs/descriptions/<env>/observation.py). Prints per-episode returns (with the
-described reward, and the env's own), successes where defined, and the mean.
+class (llmrl/envs/descriptions/<env>/observation.py). With `+interface=reference` it may be a
+policy published with PromptPO (Stephanehk/PromptPO `representitive_policies/`), unchanged: its
+imports (`from direct_policy_learning.observations import ...`, the glucose wrapper's) resolve in
+the sandbox and its observation objects carry the reference's names (`obs_vector`, MuJoCo's
+`qpos`/`qvel`/`dt`, PointMaze's `observation_vector`, glucose's `bg`/`insulin`/`cho`...). Prints
+per-episode returns (with the described reward, and the env's own), successes where defined, and the mean.
 """
 from __future__ import annotations
 
@@ -33,10 +38,15 @@ def main(cfg: DictConfig) -> None:
     env = {k: v for k, v in OmegaConf.to_container(cfg.env, resolve=True).items() if not k.startswith("_")}
     episodes = int(cfg.get("episodes", cfg.env.eval_episodes))
     seeds = eval_seeds(int(cfg.seed), int(cfg.eval_seed_offset), episodes)
+
     settings = SandboxSettings.from_config(cfg.sandbox)
+    if str(cfg.get("interface", "ours")) not in ("ours", "reference"):
+        print(f"error: +interface={cfg.get('interface')!r}: choose ours or reference", file=sys.stderr)
+        sys.exit(2)
     settings.workers = 1  # one evaluation: with a spare core, its evaluator and policy get a core each
     with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch, Sandbox(settings, Path(scratch)) as sandbox:
-        result = sandbox.run(sandbox.job(env, POLICY_FILE.read_text(), seeds, class_name=cfg.get("class_name")))
+        result = sandbox.run(sandbox.job(env, POLICY_FILE.read_text(), seeds, class_name=cfg.get("class_name"),
+                                         interface=str(cfg.get("interface", "ours"))))
         mode = sandbox.describe()["mode"]
     if not result["ok"]:
         err = result["error"]

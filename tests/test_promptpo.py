@@ -18,7 +18,8 @@ GOOD = ("class CartPolePolicy:\n    def act(self, obs):\n"
         "        return 1 if obs.pole_angle + 0.5 * obs.pole_angular_velocity > 0 else 0\n")
 BROKEN = "class CartPolePolicy:\n    def act(self, obs):\n        return helper(obs)\n\ndef helper(obs):\n    return obs.no_such_field\n"
 FEEDBACK = ("class Feedback:\n    def summarize_trajectory(self, traj):\n"
-            "        return f\"{len(traj['actions'])} steps, final angle {traj['observations'][-1].raw[2]:.3f}\"\n")
+            "        return f\"{len(traj)} steps, final angle {traj[-1].pole_angle:.3f}\"\n")
+FEEDBACK_PROMPT, REPAIR_PROMPT, REFLECTION_PROMPT = "Write a class named Feedback", "failed during a", "Answer in 3-4 sentences"
 
 
 def fenced(code: str) -> str:
@@ -35,11 +36,11 @@ class CartpoleScript:
 
     def __call__(self, request, index):
         text = request["messages"][-1]["content"]
-        if "class `Feedback`" in text:
+        if FEEDBACK_PROMPT in text:
             return Reply(content=fenced(FEEDBACK))
-        if "failed when it was run" in text:
+        if REPAIR_PROMPT in text:
             return Reply(content=fenced(WEAK))
-        if "In a few sentences" in text:
+        if REFLECTION_PROMPT in text:
             return Reply(content="The weak policy always pushes left; follow the pole's lean instead.")
         self.prompts.append(text)
         self.policy_calls += 1
@@ -80,11 +81,23 @@ def test_three_rounds_on_cartpole(tmp_path):
     assert curve[2]["train_return"] < 50 and curve[2]["return_mean"] == 500.0
     assert curve[1]["repairs"] == 1  # the reply without code is a recorded failure, then repaired
     assert all(p["llm_calls"] > 0 for p in curve) and curve[-1]["llm_calls"] > curve[0]["llm_calls"]
-    # round k+1's prompt holds round k's winner, its returns and the Feedback summaries; the best is marked
-    assert "### Round 1" in script.prompts[2] and WEAK.strip().splitlines()[1].strip() in script.prompts[2]
-    assert "steps, final angle" in script.prompts[2]
-    assert "### Round 2 (best so far)" in script.prompts[4] and "[500, 500]" in script.prompts[4]
-    assert "follow the pole's lean" in script.prompts[4]  # the reflection reaches the next prompt
+    # the first prompt as the reference builds it: contexts, starter code, the objective over the horizon
+    first_prompt = script.prompts[0]
+    for part in ("Observation context: ", "Implementation details: ", "CartPoleRewardFunction: ", "class CartPolePolicy:",
+                 "from observations import CartPoleObservation", "over 500 timesteps", "step by step"):
+        assert part in first_prompt, part
+    assert "learn" not in first_prompt  # no invitation to learn across episodes (the object still persists)
+    # round k+1's prompt: the first prompt, the reflection on round k's winner, then every earlier winner with
+    # its returns and the Feedback summaries of its episodes (the observations it saw)
+    assert script.prompts[2].startswith(first_prompt.rstrip()) and "Attempt 1 generated policy:" in script.prompts[2]
+    assert WEAK.strip().splitlines()[1].strip() in script.prompts[2] and "Reflection on the previous policy" in script.prompts[2]
+    r1 = run_dir / "promptpo" / "round_01"
+    won = json.loads((r1 / "summary.json").read_text())["winner"]
+    lengths = json.loads(sorted((r1 / f"candidate_{won:02d}").glob("attempt_*.json"))[-1].read_text())["lengths"]
+    assert all(f"{n} steps, final angle" in script.prompts[2] for n in lengths)  # one summary per episode, its length
+    assert "Attempt 2 generated policy:" in script.prompts[4] and "[500, 500]" in script.prompts[4]
+    assert "follow the pole's lean" in script.prompts[4]
+    assert "best policy generated so far" not in script.prompts[4]  # the reference marks it from 10 rounds on
     # artifacts: every candidate's code, result and repair chain; the best policy standalone
     r1 = run_dir / "promptpo" / "round_01" / "candidate_00"
     assert (r1 / "attempt_00.py").read_text() == BROKEN and (r1 / "attempt_01.py").read_text() == WEAK
@@ -97,7 +110,7 @@ def test_three_rounds_on_cartpole(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "done" and summary["best_round"] == 2 and summary["sandbox"]["mode"] == "bwrap"
     transcript = (run_dir / "transcript.jsonl").read_text().splitlines()
-    assert any("Your task" in json.loads(x)["messages"][-1]["content"] for x in transcript)
+    assert any("write a policy in Python" in json.loads(x)["messages"][-1]["content"] for x in transcript)
     # per-round figures beside the curve, against env_steps: valid-code rate, repairs, candidate returns
     rounds = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["env_steps"] for r in rounds] == [p["env_steps"] for p in curve]
@@ -107,12 +120,16 @@ def test_three_rounds_on_cartpole(tmp_path):
 
 
 PLANNER = """from collections import deque
+import math
 
 
-class NoiseWorldPolicy:
+class NoiseWorldBoard0Policy:
     def act(self, obs):
-        n, start, goal = obs.n, (obs.agent_row, obs.agent_col), (obs.goal_row, obs.goal_col)
-        moves = [(-1, 0), (0, 1), (1, 0), (0, -1)]
+        n = math.isqrt(len(obs.board))
+        scale = n - 1
+        start = (round(obs.agent_row * scale), round(obs.agent_col * scale))
+        goal = (round(obs.goal_row * scale), round(obs.goal_col * scale))
+        moves = [(-1, 0), (1, 0), (0, -1), (0, 1)]
         prev, queue = {start: None}, deque([start])
         while queue:
             cell = queue.popleft()
@@ -120,7 +137,7 @@ class NoiseWorldPolicy:
                 break
             for m, (dr, dc) in enumerate(moves):
                 nxt = (cell[0] + dr, cell[1] + dc)
-                if 0 <= nxt[0] < n and 0 <= nxt[1] < n and nxt not in prev and obs.cell(*nxt) not in (3, 4):
+                if 0 <= nxt[0] < n and 0 <= nxt[1] < n and nxt not in prev and obs.board[nxt[0] * n + nxt[1]] not in (3, 5):
                     prev[nxt] = (cell, m)
                     queue.append(nxt)
         cell, move = goal, 1
@@ -131,12 +148,12 @@ class NoiseWorldPolicy:
 
 
 def test_noise_world_rounds_pick_the_higher_return(tmp_path):
-    stay = "class NoiseWorldPolicy:\n    def act(self, obs):\n        return 0\n"
+    stay = "class NoiseWorldBoard0Policy:\n    def act(self, obs):\n        return 0\n"
     calls = {"n": 0}
 
     def responder(request, index):
         text = request["messages"][-1]["content"]
-        if "In a few sentences" in text:
+        if REFLECTION_PROMPT in text:
             return Reply(content="Plan a path around the cells that end the episode.")
         calls["n"] += 1
         return Reply(content=fenced(PLANNER if calls["n"] % 2 == 0 else stay))
@@ -149,12 +166,9 @@ def test_noise_world_rounds_pick_the_higher_return(tmp_path):
     assert [p["round"] for p in curve] == [1, 2, 3]
     for r in (1, 2, 3):
         folder = run_dir / "promptpo" / f"round_{r:02d}"
-        means = [sum(json.loads((folder / f"candidate_{i:02d}" / "attempt_00.json").read_text())["successes"]) for i in (0, 1)]
-        returns = [json.loads((folder / f"candidate_{i:02d}" / "attempt_00.json").read_text())["returns"] for i in (0, 1)]
+        returns = [sum(json.loads((folder / f"candidate_{i:02d}" / "attempt_00.json").read_text())["returns"]) for i in (0, 1)]
         winner = json.loads((folder / "summary.json").read_text())["winner"]
-        # success env: the winner has the highest mean success, then the highest mean return
-        key = [(means[i], sum(returns[i])) for i in (0, 1)]
-        assert key[winner] == max(key)
+        assert winner == returns.index(max(returns))  # NoiseWorld ranks by mean return (the first of equals), as the reference
     assert "deque" in (run_dir / "best_policy.py").read_text()  # the planner reaches the goal, staying never does
     assert curve[-1]["success_rate"] > 0
 
@@ -163,11 +177,11 @@ def _by_content(request, index):
     """Replies that depend only on the request (its round, its draw's seed), so a killed run that
     asks again gets what an uninterrupted run gets."""
     text = request["messages"][-1]["content"]
-    if "class `Feedback`" in text:
+    if FEEDBACK_PROMPT in text:
         return Reply(content=fenced(FEEDBACK), delay_s=0.3)
-    if "failed when it was run" in text or "In a few sentences" in text:
-        return Reply(content=fenced(WEAK) if "failed" in text else "Follow the pole.", delay_s=0.3)
-    good = text.count("### Round") == 1 and request["seed"] % 2 == 0
+    if REPAIR_PROMPT in text or REFLECTION_PROMPT in text:
+        return Reply(content=fenced(WEAK) if REPAIR_PROMPT in text else "Follow the pole.", delay_s=0.3)
+    good = text.count("generated policy:") == 1 and request["seed"] % 2 == 0
     return Reply(content=fenced(GOOD if good else BROKEN if request["seed"] % 3 == 0 else WEAK), delay_s=0.3)
 
 
@@ -225,7 +239,7 @@ def _draw_responder(request, index):
     """A model whose answer depends on its sampling seed, as a real one does: the code names the
     seed it was drawn with, and its quality follows the seed's parity."""
     text = request["messages"][-1]["content"]
-    if "In a few sentences" in text:
+    if REFLECTION_PROMPT in text:
         return Reply(content="Lean the cart under the pole.")
     seed = request.get("seed")
     return Reply(content=fenced(f"# drawn with seed {seed}\n" + (GOOD if seed % 2 == 0 else WEAK)))
@@ -248,7 +262,7 @@ def test_seeds_are_independent_draws_and_a_rerun_replays_exactly(tmp_path):
             run_cli(*promptpo_args(server, tmp_path, tmp_path / name, *args, f"seed={seed}"), check=True)
             sent[name] = [r["json"] for r in server.completions[before:]]
     # the same round-1 prompt, yet seed 1 asked the model again, with seeds of its own, and got other code
-    first_prompt = lambda reqs: [r for r in reqs if "Your task" in r["messages"][-1]["content"]][0]["messages"]  # noqa: E731
+    first_prompt = lambda reqs: [r for r in reqs if "write a policy in Python" in r["messages"][-1]["content"]][0]["messages"]  # noqa: E731
     assert first_prompt(sent["seed0"]) == first_prompt(sent["seed1"])
     assert sent["seed1"] and {r["seed"] for r in sent["seed0"]}.isdisjoint({r["seed"] for r in sent["seed1"]})
     a, b = _candidates(tmp_path / "seed0"), _candidates(tmp_path / "seed1")
@@ -268,12 +282,12 @@ def test_repairs_are_draws_of_their_candidate_and_replay_identically(tmp_path):
 
     def responder(request, index):
         text = request["messages"][-1]["content"]
-        if "class `Feedback`" in text:
+        if FEEDBACK_PROMPT in text:
             return Reply(content=fenced(FEEDBACK), delay_s=0.1)
-        if "failed when it was run" in text:
+        if REPAIR_PROMPT in text:
             answers["repairs"] += 1
             return Reply(content=fenced(GOOD if answers["repairs"] == 1 else WEAK), delay_s=0.2)
-        if "In a few sentences" in text:
+        if REFLECTION_PROMPT in text:
             return Reply(content="Follow the pole.")
         return Reply(content=fenced(BROKEN), delay_s=0.1)
 
@@ -331,7 +345,7 @@ class CartPolePolicy:
 """
 
     def responder(request, index):
-        if "failed when it was run" in request["messages"][-1]["content"]:
+        if REPAIR_PROMPT in request["messages"][-1]["content"]:
             return Reply(content=fenced(WEAK))
         return Reply(content=fenced(snoop))
 
@@ -352,6 +366,68 @@ class CartPolePolicy:
         # not one byte of the secret in anything the run wrote (transcript, prompts, candidates, summaries)
         leaks = [p for p in run_dir.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
         assert leaks == [] and json.loads((run_dir / "summary.json").read_text())["status"] == "done"
-        assert "Your task" in (run_dir / "transcript.jsonl").read_text()
+        assert "write a policy in Python" in (run_dir / "transcript.jsonl").read_text()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_best_earlier_attempt_is_marked_from_ten_rounds_on_and_meta_world_ranks_by_success():
+    from types import SimpleNamespace
+
+    from promptpo.method import PromptPO
+
+    method = PromptPO(rounds=12, n_candidates=1, episodes_per_candidate=2)
+    method.ctx = SimpleNamespace(spec=SimpleNamespace(rank_by="return", has_success=False))
+    entry = lambda r, ret: {"round": r, "code": "", "returns": [ret, ret], "successes": None, "mean": ret}  # noqa: E731
+    history = [entry(r, 5.0 if r in (3, 7) else 1.0) for r in range(1, 10)]
+    assert not any(e["is_best"] for e in method._history_view({"history": history}))  # 9 attempts: no marker
+    history.append(entry(10, 2.0))
+    assert [e["round"] for e in method._history_view({"history": history}) if e["is_best"]] == [3]  # the first of equals
+    method.ctx = SimpleNamespace(spec=SimpleNamespace(rank_by="success", has_success=True))
+    low_return_high_success = {"returns": [1.0], "successes": [1.0]}
+    assert method._score(low_return_high_success) > method._score({"returns": [500.0], "successes": [0.0]})
+
+
+def test_a_feedback_class_that_fails_later_is_repaired_and_the_repair_prompt_carries_the_contexts(tmp_path):
+    """The Feedback class works on round 1's short episodes and breaks on round 2's long ones; it is
+    repaired from its error, and the repaired class summarises round 2 and later rounds."""
+    fragile = ("class Feedback:\n    def summarize_trajectory(self, traj):\n"
+               "        return f'{len(traj)} short steps' if len(traj) < 100 else traj[10**6]\n")
+    sent = {"feedback_repair": [], "policy_repair": []}
+
+    def responder(request, index):
+        text = request["messages"][-1]["content"]
+        if "The Feedback class below failed" in text:
+            sent["feedback_repair"].append(text)
+            return Reply(content=fenced(FEEDBACK))
+        if FEEDBACK_PROMPT in text:
+            return Reply(content=fenced(fragile))
+        if REPAIR_PROMPT in text:
+            sent["policy_repair"].append(text)
+            return Reply(content=fenced(WEAK))
+        if REFLECTION_PROMPT in text:
+            return Reply(content="Keep the pole up.")
+        return Reply(content=fenced(WEAK if "generated policy:" not in text else GOOD))
+
+    run_dir = tmp_path / "run"
+    with ScriptedServer(responder=responder) as server:
+        run_cli(*promptpo_args(server, tmp_path, run_dir, "method.n_candidates=1"), check=True)
+    assert len(sent["feedback_repair"]) == 1 and "IndexError" in sent["feedback_repair"][0]
+    assert "Observation context: " in sent["feedback_repair"][0] and "traj[10**6]" in sent["feedback_repair"][0]
+    round3 = (run_dir / "promptpo" / "round_03" / "prompt.md").read_text()
+    assert "short steps" in round3.split("Attempt 2 generated policy:")[0]  # round 1's summaries, by the first class
+    assert "500 steps, final angle" in round3.split("Attempt 2 generated policy:")[1]  # round 2's, by the repaired one
+    assert (run_dir / "promptpo" / "feedback" / "Feedback_round02.py").read_text() == FEEDBACK
+
+
+def test_the_repair_prompt_carries_the_contexts(tmp_path):
+    from promptpo.prompts import render
+
+    text = render("repair.md.j2", observation_source="class XObservation: ...", action_context="Discrete(2)",
+                  reward_title="XRewardFunction", reward_source="def reward(...): ...", starter_code="class XPolicy: ...",
+                  horizon=500, episodes=5, code="broken", error="NameError: y", traceback="line 1", output="",
+                  class_name="XPolicy")
+    for part in ("Observation context: class XObservation", "Implementation details: Discrete(2)",
+                 "XRewardFunction: def reward", "class XPolicy", "failed during a 500-timestep rollout (5 episodes)",
+                 "NameError: y", "do not assume access to any other generated policy"):
+        assert part in text, part

@@ -169,8 +169,9 @@ class HopperPolicy:
 FEEDBACK_EDITS = """import gc
 class Feedback:
     def summarize_trajectory(self, traj):
-        traj['rewards'][:] = [1000.0] * len(traj['rewards'])
-        traj['observations'].clear()
+        for obs in traj:
+            obs.raw[:] = 0.0
+        traj.clear()
         for o in gc.get_objects():
             if isinstance(o, dict) and 'returns' in o:
                 o['returns'] = [1e9]

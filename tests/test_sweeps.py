@@ -158,6 +158,8 @@ def test_preset_composes_every_run_it_sweeps(preset):
         seeds = str(params.seed)
         assert preset == "smoke" or seeds == "range(5)" or len(seeds.split(",")) >= 5
         assert cfg.experiment_name == preset
+        if preset.startswith("promptpo_"):  # the paper's LLM unless the user picks another
+            assert cfg.llm.name == "gemini" and cfg.llm.model == "gemini/gemini-3.1-pro-preview"
         for method in str(params.method).split(","):
             for env in str(params.env).split(","):
                 run_cfg = compose(config_name="config", overrides=[f"experiment={preset}", f"method={method}", f"env={env}"])
@@ -165,7 +167,9 @@ def test_preset_composes_every_run_it_sweeps(preset):
                 built = _build(run_cfg.method, "method")
                 spec = _build(run_cfg.env, "env")
                 assert built.name == method and spec.name == env
-                for key, value in (run_cfg.method_overrides.get(method) or {}).items():
+                table = run_cfg.method_overrides
+                expected = {**(table.get(method) or {}), **(table.get(f"{method}@{env}") or {})}
+                for key, value in expected.items():
                     assert run_cfg.method[key] == value
 
 

@@ -1,11 +1,13 @@
 """What an LLM is told about an environment, kept as plain files a researcher can read and
 edit: `observation.py` (a documented class of the observation's fields, built from the raw
-vector), `action.md` (type, shape, bounds, meaning) and `reward.py` (a function
+vector), `action.md` (type, shape, bounds, meaning) and either `reward.py` (a function
 `reward(prev_obs, action, next_obs, info) -> float` that reproduces the env's reward; `info` is
-the step's info dict and the file says which of its keys it reads).
+the step's info dict and the file says which of its keys it reads) or `reward.md` (the reward in
+words only, where the published benchmark tells the LLM no more; returns are then the env's).
 
 The same source text is what the LLM reads and what runs, so they cannot drift apart; the
-tests check every reward source against the env's own reward."""
+tests check every reward source against the env's own reward. `${name}` in any of the files is
+replaced by the env config's `description_vars[name]` (e.g. a board's size)."""
 from __future__ import annotations
 
 import inspect
@@ -26,7 +28,7 @@ def _exec_source(source: str, filename: str) -> dict[str, Any]:
     return namespace
 
 
-def _read_with_includes(path: Path) -> str:
+def _read_with_includes(path: Path, variables: tuple[tuple[str, Any], ...] = ()) -> str:
     """The file with every `# include: RELATIVE_PATH` line replaced by that file's text, so
     what several envs share is written once, yet the LLM still reads one self-contained text."""
     lines = []
@@ -35,25 +37,35 @@ def _read_with_includes(path: Path) -> str:
             lines.append((path.parent / line[len(INCLUDE_PREFIX):].strip()).read_text())
         else:
             lines.append(line)
-    return "".join(lines)
+    text = "".join(lines)
+    for key, value in variables:
+        text = text.replace("${" + key + "}", str(value))
+    return text
 
 
 @dataclass(frozen=True)
 class Description:
     name: str
     folder: Path
+    variables: tuple[tuple[str, Any], ...] = ()
 
     @cached_property
     def observation_source(self) -> str:
-        return _read_with_includes(self.folder / "observation.py")
+        return _read_with_includes(self.folder / "observation.py", self.variables)
 
     @cached_property
     def action_context(self) -> str:
-        return _read_with_includes(self.folder / "action.md")
+        return _read_with_includes(self.folder / "action.md", self.variables)
+
+    @property
+    def reward_is_code(self) -> bool:
+        """False where the reward is given in words (reward.md): returns then come from the env."""
+        return (self.folder / "reward.py").is_file()
 
     @cached_property
     def reward_source(self) -> str:
-        return _read_with_includes(self.folder / "reward.py")
+        name = "reward.py" if self.reward_is_code else "reward.md"
+        return _read_with_includes(self.folder / name, self.variables)
 
     @cached_property
     def observation_class(self) -> type:
@@ -68,7 +80,9 @@ class Description:
         return classes[0]
 
     @cached_property
-    def reward_fn(self) -> Callable[..., float]:
+    def reward_fn(self) -> Callable[..., float] | None:
+        if not self.reward_is_code:
+            return None
         ns = _exec_source(self.reward_source, str(self.folder / "reward.py"))
         fn = ns.get("reward")
         if not callable(fn):
@@ -83,9 +97,11 @@ class Description:
         return float(self.reward_fn(self.wrap(prev_raw), action, self.wrap(next_raw), info))
 
 
-def load_description(name: str) -> Description:
+def load_description(name: str, variables: dict[str, Any] | None = None) -> Description:
     folder = DESCRIPTIONS_DIR / name
-    missing = [f for f in ("observation.py", "action.md", "reward.py") if not (folder / f).is_file()]
+    missing = [f for f in ("observation.py", "action.md") if not (folder / f).is_file()]
+    if not (folder / "reward.py").is_file() and not (folder / "reward.md").is_file():
+        missing.append("reward.py or reward.md")
     if missing:
         raise ConfigError(f"description '{name}' lacks {', '.join(missing)} in {folder}")
-    return Description(name=name, folder=folder)
+    return Description(name=name, folder=folder, variables=tuple(sorted((variables or {}).items())))

@@ -1,10 +1,13 @@
 """Type-1 diabetes insulin control on simglucose's UVA/Padova simulator core (patient, CGM
-sensor, insulin pump, random meal scenario), wrapped as our own gymnasium env.
+sensor, insulin pump, random meal scenario), wrapped as our own gymnasium env, shaped as PromptPO
+runs its glucose task (the reward-misspecification benchmark's `bgp` simglucose env): 5-minute
+steps, an observation of the last 4 hours (48 readings) of CGM, insulin and carbohydrate
+histories plus whether the patient's episode has ended, actions in [0, 0.1], 20 days a run.
 
 simglucose's own gym env pins gymnasium 0.29; only its simulator parts are used here, so it runs
-beside gymnasium 1.4. One step is one CGM sample period (3 min for the Dexcom sensor); the insulin
-rate chosen is held for that period, as simglucose's own loop does. Reward: minus the Kovatchev
-blood-glucose risk index of the new CGM reading, so the reward is computable from the observation.
+beside gymnasium 1.4. The action (insulin, U/min) is held for the step's minutes, as simglucose's
+own loop does. Reward: minus the Kovatchev blood-glucose risk index of the new CGM reading (the
+reference's reward class is not published), computable from the observation.
 """
 from __future__ import annotations
 
@@ -31,7 +34,9 @@ class GlucoseEnv(gym.Env):
         patient: str = "adolescent#001",
         sensor: str = "Dexcom",
         pump: str = "Insulet",
-        max_insulin: float = 0.5,
+        max_insulin: float = 0.1,
+        step_minutes: int = 5,
+        history: int = 48,
         bg_low: float = 40.0,
         bg_high: float = 600.0,
         start_hour: int = 0,
@@ -48,19 +53,18 @@ class GlucoseEnv(gym.Env):
         self.pump = InsulinPump.withName(pump)
         self.bg_low, self.bg_high = bg_low, bg_high
         self.start_time = datetime(2025, 1, 1, start_hour, 0, 0)
-        self.sample_time = int(self._make_sensor(sensor, seed=0).sample_time)
-        self.action_space = gym.spaces.Box(0.0, max_insulin, shape=(1,), dtype=np.float32)
-        # cgm (mg/dL), cgm change over the last step, insulin rate delivered (U/min),
-        # carbohydrate intake rate over the last step (g/min), hour of day.
-        self.observation_space = gym.spaces.Box(
-            low=np.array([0.0, -600.0, 0.0, 0.0, 0.0], dtype=np.float32),
-            high=np.array([600.0, 600.0, max_insulin, 100.0, 24.0], dtype=np.float32),
-            dtype=np.float32,
-        )
+        self.step_minutes, self.history = int(step_minutes), int(history)
+        self.action_space = gym.spaces.Box(0.0, max_insulin, shape=(1,), dtype=np.float64)
+        # CGM (mg/dL), insulin delivered (U/min) and carbohydrates eaten (g/min) over the last `history`
+        # steps, oldest first, -1 before the episode's start; then 1.0 if the episode has ended, else 0.0
+        self.observation_space = gym.spaces.Box(-1.0, 1000.0, shape=(3 * self.history + 1,), dtype=np.float64)
 
-    def _obs(self, cgm: float, prev_cgm: float, insulin: float, carbs: float) -> np.ndarray:
-        hour = (self.time - datetime.combine(self.time.date(), datetime.min.time())).total_seconds() / 3600.0
-        return np.array([cgm, cgm - prev_cgm, insulin, carbs, hour], dtype=np.float32)
+    def _obs(self, terminated: bool) -> np.ndarray:
+        def last(values):
+            values = values[-self.history:]
+            return [-1.0] * (self.history - len(values)) + values
+
+        return np.array(last(self.cgm_hist) + last(self.insulin_hist) + last(self.cho_hist) + [float(terminated)])
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -72,25 +76,27 @@ class GlucoseEnv(gym.Env):
         self.scenario = RandomScenario(start_time=self.start_time, seed=s[2])
         self.time = self.start_time
         bg = float(self.patient.observation.Gsub)
-        self.cgm = float(self.sensor.measure(self.patient))
-        return self._obs(self.cgm, self.cgm, 0.0, 0.0), {"bg": bg}
+        self.cgm_hist = [float(self.sensor.measure(self.patient))]
+        self.insulin_hist, self.cho_hist = [0.0], [0.0]
+        return self._obs(False), {"bg": bg}
 
     def step(self, action):
         from simglucose.patient.t1dpatient import Action
 
         rate = float(np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[0], 0.0, self.action_space.high[0]))
         insulin = carbs = bg = cgm = 0.0
-        for _ in range(self.sample_time):  # one-minute patient steps, averaged over the period
+        for _ in range(self.step_minutes):  # one-minute patient steps, averaged over the step
             meal = self.scenario.get_action(self.time).meal
             delivered = self.pump.basal(rate)
             self.patient.step(Action(insulin=delivered, CHO=meal))
             self.time += timedelta(minutes=1)
-            insulin += delivered / self.sample_time
-            carbs += meal / self.sample_time
-            bg += self.patient.observation.Gsub / self.sample_time
-            cgm += self.sensor.measure(self.patient) / self.sample_time
-        obs = self._obs(cgm, self.cgm, insulin, carbs)
-        self.cgm = float(obs[0])
-        reward = -risk_index(float(obs[0]))
+            insulin += delivered / self.step_minutes
+            carbs += meal / self.step_minutes
+            bg += self.patient.observation.Gsub / self.step_minutes
+            cgm += self.sensor.measure(self.patient) / self.step_minutes
+        self.cgm_hist.append(float(cgm))
+        self.insulin_hist.append(float(insulin))
+        self.cho_hist.append(float(carbs))
         terminated = bool(bg < self.bg_low or bg > self.bg_high)
-        return obs, reward, terminated, False, {"bg": bg, "risk": -reward}
+        reward = -risk_index(float(cgm))
+        return self._obs(terminated), reward, terminated, False, {"bg": bg, "risk": -reward}

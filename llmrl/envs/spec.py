@@ -33,8 +33,20 @@ class EnvSpec:
     make_kwargs: dict[str, Any] = field(default_factory=dict)
     # Wrappers applied in order after gym.make, each {"_target_": "pkg.Class", **kwargs}.
     wrappers: list[dict[str, Any]] = field(default_factory=list)
-    # Folder under llmrl/envs/descriptions holding the LLM-facing description.
+    # Folder under llmrl/envs/descriptions holding the LLM-facing description, and the values of
+    # its ${...} placeholders (e.g. a board's size).
     description: str | None = None
+    description_vars: dict[str, Any] = field(default_factory=dict)
+    # Names the published PromptPO prompts use for this env (policy_class, reward_title); defaults
+    # derive from the observation class (HopperObservation -> HopperPolicy, HopperRewardFunction).
+    prompt_names: dict[str, str] = field(default_factory=dict)
+    # What PromptPO's published policies import and read: the observation class name in
+    # `from direct_policy_learning.observations import <name>`, and the extra simulator state its
+    # objects carry (mujoco: full qpos, qvel, dt), for scripts/evaluate_policy.py --interface reference.
+    reference_observation: str | None = None
+    reference_state: str | None = None
+    # How PromptPO ranks candidates on this env: return (the reference everywhere but Meta-World) or success.
+    rank_by: str = "return"
     # Meta-World takes its task seed at construction time, not at reset.
     seed_at_make: bool = False
     # Apply the horizon after the wrappers (in agent steps) rather than at gym.make (in base
@@ -48,6 +60,10 @@ class EnvSpec:
             raise ConfigError(
                 f"env.eval_episodes={self.eval_episodes!r} must be a positive integer, e.g. env.eval_episodes=10"
             )
+        if self.rank_by not in ("return", "success"):
+            raise ConfigError(f"env.rank_by={self.rank_by!r}: choose return or success")
+        if self.rank_by == "success" and self.success_key is None:
+            raise ConfigError(f"env.rank_by=success needs env.success_key (env {self.name})")
         self.make_kwargs = _plain(self.make_kwargs or {})
         self.wrappers = [_plain(w) for w in (self.wrappers or [])]
 
@@ -86,4 +102,4 @@ class EnvSpec:
     def describe(self) -> Description:
         if self.description is None:
             raise ConfigError(f"env {self.name} has no LLM-facing description (env.description is null)")
-        return load_description(self.description)
+        return load_description(self.description, _plain(self.description_vars or {}))

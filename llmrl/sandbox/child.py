@@ -11,7 +11,6 @@ them."""
 from __future__ import annotations
 
 import io
-import json
 import os
 import pickle
 import random
@@ -23,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from llmrl.sandbox import seccomp
+from llmrl.sandbox import interfaces, seccomp
 from llmrl.sandbox.actions import InvalidAction, build_space, encoder
 from llmrl.sandbox.protocol import EPISODE, ERROR, JOB, READY, SUMMARY, Channel, ChannelClosed, ObservationCodec
 
@@ -155,7 +154,8 @@ def serve_policy(job: dict[str, Any], chan: Channel, notes: dict[str, Any], wrap
 
 
 def serve_feedback(job: dict[str, Any], chan: Channel, notes: dict[str, Any], wrap) -> None:
-    """Summaries of the evaluator's trajectories (copies: nothing done to them goes back)."""
+    """Summaries of the evaluator's trajectories (copies: nothing done to them goes back). As in the
+    reference, a trajectory is the list of observation objects the policy saw before each step."""
     source_name = "<feedback>"
     feedback, error = _load(job["feedback_source"], source_name, "feedback_module", "the Feedback class", _feedback_class)
     if error is not None:
@@ -163,8 +163,7 @@ def serve_feedback(job: dict[str, Any], chan: Channel, notes: dict[str, Any], wr
         return
     chan.send_json(READY, {"notes": notes})
     for traj in job["trajectories"]:
-        view = {"observations": [wrap(o) for o in traj["observations"]], "actions": list(traj["actions"]),
-                "rewards": list(traj["rewards"])}
+        view = [wrap(o) for o in traj]  # the observations the policy saw before each step, in order
         try:
             text = str(feedback.summarize_trajectory(view))
         except BaseException as exc:  # noqa: BLE001
@@ -173,7 +172,7 @@ def serve_feedback(job: dict[str, Any], chan: Channel, notes: dict[str, Any], wr
         chan.send_json(SUMMARY, text[: int(job["max_summary_chars"])])
 
 
-def main(down_fd: int, up_fd: int, out_fd: int, scratch: str, observation_class: type) -> None:
+def main(down_fd: int, up_fd: int, out_fd: int, scratch: str, our_class: type) -> None:
     """Entry point in the freshly forked child (the warm parent closed every other descriptor)."""
     chan = Channel(down_fd, up_fd)
     try:
@@ -187,6 +186,8 @@ def main(down_fd: int, up_fd: int, out_fd: int, scratch: str, observation_class:
         notes = harden(job["limits"], scratch, out_fd)
         random.seed(job["rng_seed"])
         np.random.seed(job["rng_seed"] % 2**32)
+        observation_class, importable = interfaces.observation_factory(job, our_class)
+        interfaces.install(importable)  # `from observations import X` and the reference's imports resolve here
         if job["kind"] == "policy":
             serve_policy(job, chan, notes, observation_class)
         else:

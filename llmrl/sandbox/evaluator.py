@@ -223,7 +223,12 @@ class Evaluator:
         try:
             env, description, action_spec, decode_action = self.env_for(job["env"])
             out = os.memfd_create("job-output", os.MFD_CLOEXEC)
-            trajectories = self._rollouts(job, env, description, action_spec, decode_action, result, started, out)
+            if job.get("summarize"):  # a Feedback class on trajectories the host kept (no env step)
+                trajectories = [[np.asarray(o) for o in episode] for episode in job["trajectories"]]
+            else:
+                trajectories = self._rollouts(job, env, description, action_spec, decode_action, result, started, out)
+                if job.get("keep_trajectories"):
+                    result["trajectories"] = [[o.tolist() if isinstance(o, np.ndarray) else o for o in t] for t in trajectories]
             if job.get("feedback_source") and trajectories:
                 self._feedback(job, description, trajectories, result, started, out)
         except SandboxBroken as exc:
@@ -248,20 +253,26 @@ class Evaluator:
         limits, caps = job["limits"], job["caps"]
         job_deadline = started + float(limits["job_timeout_s"])
         act_limit, episode_limit = float(job["act_timeout_s"]), float(job["episode_timeout_s"])
-        described = job.get("returns", "described") == "described"
+        # described returns where the description's reward is code; where it is words, the env's
+        described = job.get("returns", "described") == "described" and description.reward_fn is not None
         success_key = job["env"].get("success_key")
-        keep = bool(job.get("feedback_source"))
+        keep = bool(job.get("feedback_source") or job.get("keep_trajectories"))
         wrap, reward_fn = description.observation_class, description.reward_fn
         codec = ObservationCodec()
         seeds = [int(s) for s in job["seeds"]]
         obs, info = env.reset(seed=seeds[0])
+        # the reference's MuJoCo observation objects also carry the simulator state: it rides along
+        with_state = job.get("interface") == "reference" and job["env"].get("reference_state") == "mujoco"
+        view = _with_mujoco_state(env) if with_state else (lambda o: o)
+        split = [int(np.size(obs)), int(env.unwrapped.data.qpos.size), int(env.unwrapped.data.qvel.size)] if with_state else None
         chan = self.parent.spawn(description.name, out)
         trajectories: list[dict[str, Any]] = []
         steps, kill = 0, True
         try:
             chan.send_pickle(JOB, {"kind": "policy", "policy_source": job["policy_source"], "class_name": job.get("class_name"),
-                                   "action_space": action_spec, "obs_meta": codec.announce(obs), "limits": limits,
-                                   "rng_seed": int(job.get("rng_seed", 0)), "spin_s": chan.spin_s}, job_deadline)
+                                   "action_space": action_spec, "obs_meta": codec.announce(view(obs)), "limits": limits,
+                                   "rng_seed": int(job.get("rng_seed", 0)), "spin_s": chan.spin_s, "env": job["env"],
+                                   "interface": job.get("interface", "ours"), "obs_split": split}, job_deadline)
             ready = self._expect(chan, READY, min(job_deadline, time.monotonic() + float(job["init_timeout_s"])), caps,
                                  f"defining or constructing the policy took longer than {job['init_timeout_s']} s "
                                  f"(is there an infinite loop in __init__?)")
@@ -272,11 +283,11 @@ class Evaluator:
                     obs, info = env.reset(seed=seed)
                 total = env_total = success = 0.0
                 length = 0
-                traj = {"observations": [_copy(obs)], "actions": [], "rewards": []} if keep else None
+                traj = [_copy(obs)] if keep else None  # the observations the policy acts on, in order
                 prev = wrap(obs) if described else None
                 episode_deadline = min(job_deadline, time.monotonic() + episode_limit)
                 send(EPISODE, b"", job_deadline)
-                send(*codec.encode(obs), job_deadline)
+                send(*codec.encode(view(obs)), job_deadline)
                 sent_at = time.monotonic()
                 done = False
                 while not done:
@@ -314,7 +325,7 @@ class Evaluator:
                     length += 1
                     done = terminated or truncated
                     if not done:  # the child works on the next action while the reward is computed here
-                        send(*codec.encode(next_obs), job_deadline)
+                        send(*codec.encode(view(next_obs)), job_deadline)
                         sent_at = time.monotonic()
                     env_total += env_reward
                     if described:
@@ -325,10 +336,8 @@ class Evaluator:
                         total += env_reward
                     if success_key is not None:
                         success = max(success, float(info.get(success_key, 0.0)))
-                    if keep:
-                        traj["observations"].append(_copy(next_obs))
-                        traj["actions"].append(action)
-                        traj["rewards"].append(float(env_reward))
+                    if keep and not done:
+                        traj.append(_copy(next_obs))
                 result["returns"].append(float(total))
                 result["env_returns"].append(float(env_total))
                 result["lengths"].append(length)
@@ -370,6 +379,7 @@ class Evaluator:
         kill = True
         try:
             chan.send_pickle(JOB, {"kind": "feedback", "feedback_source": job["feedback_source"], "trajectories": trajectories,
+                                   "env": job["env"],
                                    "limits": limits, "rng_seed": int(job.get("rng_seed", 0)),
                                    "max_summary_chars": int(caps["summary_chars"])}, time.monotonic() + per_call)
             self._expect(chan, READY, time.monotonic() + per_call, caps,
@@ -399,6 +409,16 @@ class _Failure(Exception):
     def __init__(self, error: dict[str, Any], killed: bool = True) -> None:
         super().__init__(error["message"])
         self.error, self.killed = error, killed
+
+
+def _with_mujoco_state(env):
+    """The observation followed by the full qpos, qvel and dt, for the reference interface."""
+    data, dt = env.unwrapped.data, float(env.unwrapped.dt)
+
+    def view(obs):
+        return np.concatenate([np.asarray(obs, dtype=np.float64).ravel(), data.qpos, data.qvel, [dt]])
+
+    return view
 
 
 def _copy(obs: Any) -> Any:

@@ -182,14 +182,26 @@ class Sandbox:
             self.uid = result.get("sandbox_uid", self.uid)
 
     def job(self, env: dict[str, Any], policy_source: str, seeds: list[int], class_name: str | None = None,
-            feedback_source: str | None = None, rng_seed: int = 0) -> dict[str, Any]:
+            feedback_source: str | None = None, rng_seed: int = 0, keep_trajectories: bool = False,
+            interface: str = "ours") -> dict[str, Any]:
         """One evaluation. `rng_seed` seeds Python's and numpy's global generators in the policy's
-        process, so a policy that draws random numbers behaves the same on a replay."""
+        process, so a policy that draws random numbers behaves the same on a replay.
+        `feedback_source`: a Feedback class summarising this evaluation's episodes;
+        `keep_trajectories`: return them (the observations acted on) for a later `summarize_job`;
+        `interface`: ours, or reference (the objects and imports PromptPO's published policies use)."""
         s = self.settings
+        if interface not in ("ours", "reference"):
+            raise ConfigError(f"interface={interface!r}: choose ours or reference")
         return {"env": env, "policy_source": policy_source, "class_name": class_name, "seeds": list(seeds),
                 "feedback_source": feedback_source, "returns": s.returns, "act_timeout_s": s.act_timeout_s,
                 "init_timeout_s": s.init_timeout_s, "episode_timeout_s": s.episode_timeout_s, "limits": s.limits(),
-                "caps": asdict(s.caps), "rng_seed": int(rng_seed) % 2**63}
+                "caps": asdict(s.caps), "rng_seed": int(rng_seed) % 2**63, "keep_trajectories": keep_trajectories,
+                "interface": interface}
+
+    def summarize_job(self, env: dict[str, Any], feedback_source: str, trajectories: list, rng_seed: int = 0) -> dict[str, Any]:
+        """A Feedback class on trajectories an earlier job returned: no env step is taken."""
+        job = self.job(env, "", [], feedback_source=feedback_source, rng_seed=rng_seed)
+        return {**job, "summarize": True, "trajectories": trajectories}
 
     def run(self, job: dict[str, Any]) -> dict[str, Any]:
         worker = self._idle.get()

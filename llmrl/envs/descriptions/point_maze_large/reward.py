@@ -1,0 +1,1 @@
+# include: ../_shared/point_maze_reward.py
