@@ -16,11 +16,22 @@ def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from llmrl.errors import ConfigError
+    from llmrl.errors import ConfigError, Incompatible
     from llmrl.runner import run
 
     try:
         run(cfg)
+    except Incompatible as exc:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:  # a method x env pair that cannot exist: skipped, recorded
+            from pathlib import Path
+
+            from llmrl.sweeps import record
+
+            hc = HydraConfig.get()
+            record.update(Path(hc.sweep.dir), Path(hc.runtime.output_dir), status="skipped", error=str(exc))
+            return
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     except ConfigError as exc:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # the launcher records it against this job; the other jobs go on

@@ -13,7 +13,7 @@ from stable_baselines3 import PPO, SAC
 from llmrl.sb3 import hyperparams
 from llmrl.checkpoint import Checkpoint
 from llmrl.envs.spec import EnvSpec
-from llmrl.errors import ConfigError
+from llmrl.errors import ConfigError, Incompatible
 from llmrl.runner import RunContext
 from llmrl.sb3 import signals, snapshot
 from llmrl.sb3.curve import CurveCallback
@@ -59,7 +59,7 @@ class SB3Baseline:
     def budget(self, spec: EnvSpec) -> int:
         space = spec.action_space()
         if self.algo == "sac" and not isinstance(space, gym.spaces.Box):
-            raise ConfigError(
+            raise Incompatible(
                 f"method=sac needs a continuous (Box) action space, but env {spec.name} has {space}; use method=ppo"
             )
         self.hp = hyperparams.resolve(self.algo, spec.name, self.hparam_overrides)
@@ -95,6 +95,7 @@ class SB3Baseline:
         remaining = total - model.num_timesteps
         if remaining > 0:
             model.learn(total_timesteps=remaining, callback=callback, reset_num_timesteps=False, progress_bar=False)
+            signals.flush(model)
         callback.final_point()
         venv.close()
         latest = ctx.checkpoints.load()

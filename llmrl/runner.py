@@ -2,7 +2,6 @@
 hand a RunContext to the method, and always leave a summary behind."""
 from __future__ import annotations
 
-import json
 import logging
 import traceback
 from contextlib import ExitStack
@@ -20,7 +19,7 @@ from llmrl.counting import StepCounter
 from llmrl.envs.spec import EnvSpec
 from llmrl.errors import ConfigError
 from llmrl.seeding import eval_seeds, seed_everything
-from llmrl.tracking import CURVE_FILE, SUMMARY_FILE, Tracker
+from llmrl.tracking import SUMMARY_FILE, Tracker
 
 log = logging.getLogger(__name__)
 

@@ -192,6 +192,18 @@ class Tracker:
                     break  # a torn last line
         path.write_text("".join(kept))
 
+    def rewind(self, env_steps: int) -> None:
+        """Drop curve points and metrics after `env_steps` (a method that replaces what it
+        logged, e.g. a resumed refinement that switches to the shared sub-optimal agent). An
+        online or offline W&B run keeps the dropped history: its steps only go forward."""
+        self._prepare_curve(env_steps)
+        self._prepare_metrics(env_steps)
+
+    def continue_wall_from(self, wall_s: float) -> None:
+        """Wall-clock time goes on from `wall_s` (points taken over from another run, e.g. the
+        shared sub-optimal agent's pre-training, carry that run's time)."""
+        self._t0 = min(self._t0, time.monotonic() - wall_s)
+
     def _wandb_catch_up(self) -> None:
         """What an earlier part kept locally but W&B never got (lost with the killed process
         before it was written): sent now, in step order, before anything new."""

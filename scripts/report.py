@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -19,6 +20,16 @@ from llmrl.analysis.report import build, load_random_scores, random_policy_score
 RANDOM_SCORES = REPO / "conf" / "analysis" / "random_scores.yaml"
 
 
+def _fidelity_of(roots: list[Path]) -> list[Path]:
+    """The fidelity measurements whose agent came from a run under one of `roots`."""
+    found = []
+    for path in sorted((REPO / "results" / "fidelity").glob("*/fidelity.json")):
+        run_dir = Path(json.loads(path.read_text())["meta"]["run_dir"])
+        if any(run_dir.is_relative_to(Path(r).resolve()) for r in roots):
+            found.append(path)
+    return found
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roots", nargs="*", type=Path)
@@ -29,6 +40,9 @@ def main() -> int:
     parser.add_argument("--baseline", default="ppo")
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
     parser.add_argument("--log-x", action="store_true", help="log-scaled env steps in the curve plots")
+    parser.add_argument("--fidelity", nargs="*", type=Path, default=None,
+                        help="fidelity.json files of scripts/critical_state_fidelity.py (default: those under "
+                             "results/fidelity/ measured on runs of these directories)")
     parser.add_argument("--random-scores", nargs="+", metavar="ENV", help="measure random-policy scores for these envs")
     args = parser.parse_args()
     if args.random_scores:
@@ -47,7 +61,7 @@ def main() -> int:
     if args.out is None:  # one report per sweep: a second sweep's report never overwrites the first's
         args.out = REPO / "results" / Path(args.roots[0]).resolve().name
     report = build(args.roots, args.out, load_random_scores(RANDOM_SCORES), args.baseline, args.title, notes, args.reps,
-                   args.log_x)
+                   args.log_x, fidelity=args.fidelity if args.fidelity is not None else _fidelity_of(args.roots))
     print(f"wrote {report}")
     return 0
 

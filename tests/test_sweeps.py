@@ -149,6 +149,8 @@ def test_preset_composes_every_run_it_sweeps(preset):
     """Every (method, env) pair a preset sweeps composes, and its method is built with the
     preset's per-method settings; the papers' presets have at least 5 seeds."""
     from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
 
     from llmrl.runner import _apply_method_overrides, _build
 
@@ -156,13 +158,19 @@ def test_preset_composes_every_run_it_sweeps(preset):
         cfg = compose(config_name="config", overrides=[f"experiment={preset}"], return_hydra_config=True)
         params = cfg.hydra.sweeper.params
         seeds = str(params.seed)
-        assert preset == "smoke" or seeds == "range(5)" or len(seeds.split(",")) >= 5
+        assert preset == "smoke" or preset.endswith("_small") or seeds == "range(5)" or len(seeds.split(",")) >= 5
         assert cfg.experiment_name == preset
-        if preset.startswith("promptpo_"):  # the paper's LLM unless the user picks another
-            assert cfg.llm.name == "gemini" and cfg.llm.model == "gemini/gemini-3.1-pro-preview"
+        if preset.startswith("promptpo_") or (preset.startswith("ultra_") and not preset.endswith("_small")):
+            assert cfg.llm.name == "gemini" and cfg.llm.model == "gemini/gemini-3.1-pro-preview"  # unless the user picks another
+        if preset.startswith("ultra_"):  # ULTRA against its line of work, all on one shared agent per seed
+            assert {"statemask_r", "rice", "ultra_random_a", "ultra_random_r"} <= set(str(params.method).split(","))
+            raw = OmegaConf.to_container(cfg.method_overrides, resolve=False)
+            assert all(v["share_pretrained"] == "${hydra:sweep.dir}/pretrained" for v in raw.values())
         for method in str(params.method).split(","):
             for env in str(params.env).split(","):
-                run_cfg = compose(config_name="config", overrides=[f"experiment={preset}", f"method={method}", f"env={env}"])
+                run_cfg = compose(config_name="config", overrides=[f"experiment={preset}", f"method={method}", f"env={env}"],
+                                  return_hydra_config=True)
+                HydraConfig.instance().set_config(run_cfg)  # presets may name ${hydra:sweep.dir}
                 _apply_method_overrides(run_cfg)
                 built = _build(run_cfg.method, "method")
                 spec = _build(run_cfg.env, "env")

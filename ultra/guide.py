@@ -1,49 +1,66 @@
 """How the critical-state table steers PPO refinement.
 
 `CriticalStateGuide` is a VecEnv wrapper under normalisation: after every reset and step it
-matches each sub-env's live state against the table; on the next step it adds
-`reward_weight` x the entry's LLM reward to the env reward of a matched state (ULTRA-R).
-The guided policies take the entry's action at a matched state (ULTRA-A) at the moment PPO
-samples actions, and report its log-probability under the current policy, so the rollout
-buffer holds the action that was executed, not the one that was overridden. Evaluation goes
-through `predict`, which the override does not touch: the curve measures the network alone."""
+matches each sub-env's live state against the table. The guided policies take the entry's
+action at a matched state (ULTRA-A) at the moment PPO samples actions, and report its
+log-probability under the current policy, so the rollout buffer holds the action that was
+executed. With rewards on (ULTRA-R), the step from a matched state earns, on top of the env
+reward, `reward_weight` x the LLM's reward for the action executed there: its reward for its
+own suggestion when that was executed, its reward for the agent's identified action when an
+action equal to (or within `action_tolerance` of) that one was executed, nothing otherwise
+(`ultra.table.payment`). Evaluation goes through `predict`, which the override does not touch:
+the curve measures the network alone."""
 from __future__ import annotations
 
 from typing import Any, Callable
 
+import gymnasium as gym
 import numpy as np
 import torch as th
 from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from ultra.table import CriticalTable
+from ultra.table import CriticalTable, payment
 
 
 class CriticalStateGuide(VecEnvWrapper):
     def __init__(self, venv: VecEnv, key_fn: Callable[[Any, dict], np.ndarray], reward_weight: float,
-                 use_actions: bool, use_rewards: bool) -> None:
+                 use_actions: bool, use_rewards: bool, action_space: gym.Space | None = None,
+                 action_tolerance: float = 0.1) -> None:
         super().__init__(venv)
         self.key_fn = key_fn
         self.reward_weight = float(reward_weight)
         self.use_actions, self.use_rewards = use_actions, use_rewards
+        self.space = action_space if action_space is not None else venv.action_space
+        self.action_tolerance = float(action_tolerance)
         self.table: CriticalTable | None = None
         self.matches = np.full(self.num_envs, -1)
         self._acted_on = self.matches
-        self.matched_states = 0  # live states that matched an entry
+        self._actions: np.ndarray | None = None
+        self._live: tuple[Any, list[dict]] | None = None  # the states the next actions are chosen in
+        self.acted_states = 0    # states actions were taken in (refinement's own steps)
+        self.matched_states = 0  # of those, states that matched an entry
         self.overrides = 0       # actions replaced by the table's (counted by the policy)
-        self.shaped_steps = 0    # steps whose reward got the LLM's term
+        self.shaped_steps = 0    # steps that earned an LLM reward (for the suggested or the taken action)
 
     def set_table(self, table: CriticalTable | None) -> None:
+        """A new table applies from the current live states on (they are matched again now)."""
         self.table = table
         self.matches = np.full(self.num_envs, -1)
+        if self._live is not None:
+            self._match(*self._live)
 
     def _match(self, obs: Any, infos: list[dict]) -> None:
+        self._live = (obs, infos)
         if self.table is None or not len(self.table):
             self.matches = np.full(self.num_envs, -1)
             return
         keys = np.stack([self.key_fn(_row(obs, i), infos[i]) for i in range(self.num_envs)])
         self.matches = self.table.match(keys)
-        self.matched_states += int((self.matches >= 0).sum())
+
+    def rematch(self, obs: Any, dones: np.ndarray, infos: list[dict], reset_infos: list[dict]) -> None:
+        """The live states of a restored vec env (exact resume), as step_wait would have seen them."""
+        self._match(obs, [reset_infos[i] if dones[i] else infos[i] for i in range(self.num_envs)])
 
     def reset(self):
         obs = self.venv.reset()
@@ -52,19 +69,23 @@ class CriticalStateGuide(VecEnvWrapper):
 
     def step_async(self, actions: np.ndarray) -> None:
         self._acted_on = self.matches.copy()  # the states these actions were chosen in
+        self._actions = np.asarray(actions)
+        self.acted_states += self.num_envs
+        self.matched_states += int((self._acted_on >= 0).sum())
         self.venv.step_async(actions)
 
     def step_wait(self):
         obs, rewards, dones, infos = self.venv.step_wait()
-        hit = self._acted_on >= 0
-        if self.use_rewards and self.table is not None and hit.any():
-            bonus = self.reward_weight * self.table.rewards(self._acted_on[hit])
+        if self.use_rewards and self.table is not None:
             rewards = rewards.astype(np.float64)
-            rewards[hit] += bonus
+            for i in np.nonzero(self._acted_on >= 0)[0]:
+                paid = payment(self.table.entries[self._acted_on[i]], self._actions[i], self.space, self.action_tolerance)
+                if paid is not None:
+                    bonus = self.reward_weight * paid[0]
+                    rewards[i] += bonus
+                    infos[i]["ultra_bonus"], infos[i]["ultra_paid_for"] = float(bonus), paid[1]
+                    self.shaped_steps += 1
             rewards = rewards.astype(np.float32)
-            for i, b in zip(np.nonzero(hit)[0], bonus):
-                infos[i]["ultra_bonus"] = float(b)
-            self.shaped_steps += int(hit.sum())
         # After an automatic reset the live state is the new episode's first one.
         reset_infos = getattr(self.venv, "reset_infos", None)
         live = [reset_infos[i] if dones[i] and reset_infos is not None else infos[i] for i in range(self.num_envs)]

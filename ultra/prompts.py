@@ -5,7 +5,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import gymnasium as gym
 import jinja2
@@ -48,11 +48,19 @@ def _json_text(reply: str) -> str:
     return reply[start:end + 1]
 
 
-def parse_reply(reply: str, steps: range, space: gym.Space, want_action: bool, want_reward: bool,
+def reward_fields(want_action: bool, want_reward: bool) -> list[str]:
+    """The rewards a reply gives per critical step: for the agent's action (ULTRA-R), and also
+    for the suggested action when there is one (ULTRA-RA)."""
+    if not want_reward:
+        return []
+    return ["reward_taken", "reward_action"] if want_action else ["reward_taken"]
+
+
+def parse_reply(reply: str, steps: Sequence[int], space: gym.Space, want_action: bool, want_reward: bool,
                 reward_range: tuple[float, float], max_items: int) -> list[dict[str, Any]]:
-    """The critical steps of one reply, each checked: `step` is one of `steps`, `action` lies
-    in `space`, `reward` is finite and inside `reward_range`. Raises ReplyError naming the
-    first problem."""
+    """The critical steps of one reply, each checked: `step` is one of `steps` (those the
+    prompt showed), `action` lies in `space`, each reward is finite and inside
+    `reward_range`. Raises ReplyError naming the first problem."""
     try:
         data = json.loads(_json_text(reply))
     except json.JSONDecodeError as exc:
@@ -60,28 +68,38 @@ def parse_reply(reply: str, steps: range, space: gym.Space, want_action: bool, w
     items = data.get("critical_steps") if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise ReplyError('the JSON object needs a list under "critical_steps"')
+    shown = set(steps)
+    rewards = reward_fields(want_action, want_reward)
     out, seen = [], set()
     for n, item in enumerate(items[:max_items]):
         where = f"critical_steps[{n}]"
         if not isinstance(item, dict):
-            raise ReplyError(f"{where} must be an object with step, reason{', action' if want_action else ''}{', reward' if want_reward else ''}")
+            raise ReplyError(f"{where} must be an object with step, reason{', action' if want_action else ''}"
+                             f"{''.join(', ' + r for r in rewards)}")
         step = item.get("step")
-        if not isinstance(step, int) or isinstance(step, bool) or step not in steps:
-            raise ReplyError(f"{where}.step={step!r} must be one of the listed steps ({steps.start} to {steps.stop - 1})")
+        if not isinstance(step, int) or isinstance(step, bool) or step not in shown:
+            raise ReplyError(f"{where}.step={step!r} must be one of the listed steps ({describe_steps(steps)})")
         if step in seen:
             continue
         seen.add(step)
         entry = {"step": step, "reason": str(item.get("reason", ""))[:500]}
         if want_action:
             entry["action"] = check_action(item.get("action"), space, where)
-        if want_reward:
-            r = item.get("reward")
-            lo, hi = reward_range
+        lo, hi = reward_range
+        for key in rewards:
+            r = item.get(key)
             if not isinstance(r, (int, float)) or isinstance(r, bool) or not math.isfinite(r) or not lo <= r <= hi:
-                raise ReplyError(f"{where}.reward={r!r} must be a number from {lo:g} to {hi:g}")
-            entry["reward"] = float(r)
+                raise ReplyError(f"{where}.{key}={r!r} must be a number from {lo:g} to {hi:g}")
+            entry[key] = float(r)
         out.append(entry)
     return out
+
+
+def describe_steps(steps: Sequence[int]) -> str:
+    steps = list(steps)
+    if len(steps) > 1 and steps[1] - steps[0] > 1:
+        return f"steps {steps[0]} to {steps[-1]}, every {steps[1] - steps[0]} steps"
+    return f"steps {steps[0]} to {steps[-1]}"
 
 
 def check_action(value: Any, space: gym.Space, where: str) -> Any:

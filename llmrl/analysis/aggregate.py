@@ -69,6 +69,30 @@ def collect(roots: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return run_df, curve_df
 
 
+REFINE_COLUMNS = ["method", "env", "seed", "match_rate", "match_radius", "match_radius_source", "critical_states",
+                  "acted_states", "identification_steps", "critical_start_share", "blind_share", "mask_steps",
+                  "explanation_steps", "schedule", "pretrained_from"]
+
+
+def refinement_table(roots: Iterable[Path]) -> pd.DataFrame:
+    """What each refinement run acted on (ULTRA's match rate and table, StateMask/RICE's pool and
+    starts), one row per run, from the summaries' `ultra` and `explanation` parts."""
+    rows = []
+    for run_dir in find_run_dirs(roots):
+        path = run_dir / SUMMARY_FILE
+        if not path.exists():
+            continue
+        s = json.loads(path.read_text())
+        part = s.get("ultra") or s.get("explanation")
+        if part is None:
+            continue
+        record, _ = _run_record(run_dir)
+        rows.append({"method": record["method"], "env": record["env"], "seed": record["seed"],
+                     **{k: part.get(k) for k in REFINE_COLUMNS[3:-2]},
+                     "schedule": (s.get("schedule") or {}).get("mode"), "pretrained_from": s.get("pretrained_from")})
+    return pd.DataFrame(rows, columns=REFINE_COLUMNS)
+
+
 def collect_wandb(path: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The same tables from a W&B project ("entity/project") through W&B's public API (online).
     Runs are logged with the run's config, so method, env, llm and seed come from there."""

@@ -213,6 +213,15 @@ class NoiseWorldEnv(gym.Env):
         info = {"pos": target, "goal": lay.goal, "steps": self.steps, "is_success": paid}
         return self._obs(), reward, terminated, truncated, info
 
+    def get_state(self) -> dict:
+        """The dynamic state (position, step, milestone phase, noise RNG) for llmrl.envs.restore."""
+        return {"pos": self.pos, "steps": self.steps, "phase": self.phase, "rng": self._rng.bit_generator.state}
+
+    def set_state(self, state: dict) -> None:
+        self.pos, self.steps, self.phase = tuple(state["pos"]), int(state["steps"]), int(state["phase"])
+        self._rng = np.random.default_rng()
+        self._rng.bit_generator.state = state["rng"]
+
     def render(self):
         glyph = ".~^#GX12"
         return "\n".join("".join("A" if (r, c) == self.pos else glyph[int(self.layout.board[r, c])] for c in range(self.n))

@@ -10,6 +10,7 @@ import gymnasium as gym
 OWN_ENVS = {
     "llmrl/NoiseWorld-v0": "llmrl.envs.noise_world:NoiseWorldEnv",
     "llmrl/Glucose-v0": "llmrl.envs.glucose:GlucoseEnv",
+    "llmrl/CriticalStep-v0": "llmrl.envs.critical_step:CriticalStepEnv",
 }
 
 # gymnasium id prefix -> module whose import registers it.

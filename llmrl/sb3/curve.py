@@ -15,6 +15,10 @@ from llmrl.sb3 import snapshot
 from llmrl.sb3.venv import deterministic_act
 
 
+class BudgetReached(Exception):
+    """Raised between rollouts once the shared counter has reached `stop_at`: learn() ends there."""
+
+
 class CurveCallback(BaseCallback):
     """Every `eval_every` env steps (the shared counter, not SB3's own count): evaluate the
     greedy policy on the held-out seeds, log a point, and write a checkpoint at the next point
@@ -23,7 +27,8 @@ class CurveCallback(BaseCallback):
 
     Hooks: `extra_point()` adds method columns to each point; `write_files(model, folder)` adds
     files to a checkpoint; `extra_state()` adds keys to its state; `stop_at` ends learning once
-    the counter reaches it (methods whose own rollouts also spend env steps)."""
+    the counter reaches it (methods whose own rollouts also spend env steps): mid-rollout by
+    returning False, between rollouts by raising BudgetReached (the caller catches it)."""
 
     def __init__(
         self,
@@ -49,18 +54,24 @@ class CurveCallback(BaseCallback):
         self.eval_wall_s = 0.0  # time spent evaluating (this process), reported in the summary
         self._save_due = False
 
-    def evaluate_and_log(self, replace_last: bool = False) -> None:
-        steps = self.ctx.counter.steps
+    def evaluate_and_log(self, replace_last: bool = False, at: tuple[int, ...] = ()) -> None:
+        """One evaluation of the current policy, logged at the current step count, or at each
+        of `at` (boundaries passed under this same policy)."""
+        at = at or (self.ctx.counter.steps,)
         start = time.perf_counter()
         result = evaluate(self.ctx.spec, deterministic_act(self.model, self.venv), self.ctx.eval_seeds())
         self.eval_wall_s += time.perf_counter() - start
-        self.ctx.tracker.log_point(env_steps=steps, replace_last=replace_last, **result.point(), **self._extra_point())
+        extra = self._extra_point()
+        for i, steps in enumerate(at):
+            self.ctx.tracker.log_point(env_steps=steps, replace_last=replace_last and i == 0, **result.point(), **extra)
         self._evaluated_updates = getattr(self.model, "_n_updates", None)
         self._save_due = self.write_checkpoints
 
     def _on_rollout_start(self) -> None:
         if self._save_due:  # between two rollouts: nothing half-collected to lose
             self.save(self.ctx.counter.steps)
+        if self.stop_at is not None and self.ctx.counter.steps >= self.stop_at:
+            raise BudgetReached  # before the rollout's first step: not one step over the budget
 
     def save(self, steps: int) -> None:
         self._save_due = False
@@ -86,10 +97,19 @@ class CurveCallback(BaseCallback):
         if steps % 256 < self.training_env.num_envs:
             self.ctx.tracker.progress(steps)
         if steps >= self.next_eval:
+            # Usually one boundary is passed (the point is at the step count). Steps spent outside
+            # PPO's rollouts (ULTRA's identification, StateMask's training) can pass several under
+            # one unchanged policy: each gets its point, at its boundary, from one evaluation.
+            passed = []
             while self.next_eval <= steps:
+                passed.append(self.next_eval)
                 self.next_eval += self.eval_every
-            self.evaluate_and_log()
-        return self.stop_at is None or steps < self.stop_at
+            self.evaluate_and_log(at=tuple(passed) if len(passed) > 1 else ())
+        if self.stop_at is None or steps < self.stop_at:
+            return True
+        # at the budget: a rollout that ends exactly here is still trained on
+        buf = getattr(self.model, "rollout_buffer", None)
+        return steps == self.stop_at and buf is not None and buf.pos == buf.buffer_size - 1
 
     def final_point(self) -> None:
         """A last point at the final step count, unless the latest point is already there, and

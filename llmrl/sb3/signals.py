@@ -25,3 +25,9 @@ class TrackerOutput(KVWriter):
 def attach(model, ctx) -> None:
     """Route the model's logger to the tracker (SB3 keeps a logger set this way across learn())."""
     model.set_logger(Logger(folder=None, output_formats=[TrackerOutput(ctx)]))
+
+
+def flush(model) -> None:
+    """SB3 writes an update's signals at the start of the next iteration; the last update's
+    would never be written. Called after learn()."""
+    model.logger.dump(step=model.num_timesteps)

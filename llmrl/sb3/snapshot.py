@@ -17,6 +17,7 @@ import torch as th
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
 from llmrl.counting import StepCounter
+from llmrl.envs.restore import set_simulator_state, simulator_state
 
 FILE = "training_state.pkl"
 # Attributes rebuilt with the env, or restored another way (the simulator), never copied over.
@@ -47,16 +48,7 @@ def env_state(env) -> list[dict[str, Any]]:
     out = []
     for layer in _layers(env):
         attrs = {k: v for k, v in vars(layer).items() if k not in SKIP and _picklable(v)}
-        sim = None
-        data, model = getattr(layer, "data", None), getattr(layer, "model", None)
-        if type(data).__name__ == "MjData":
-            import mujoco
-
-            spec = mujoco.mjtState.mjSTATE_INTEGRATION
-            sim = np.empty(mujoco.mj_stateSize(model, spec))
-            mujoco.mj_getState(model, data, sim, spec)
-        elif getattr(layer, "ale", None) is not None and hasattr(layer.ale, "cloneState"):
-            sim = layer.ale.cloneState(include_rng=True)
+        sim = simulator_state(layer)
         out.append({"type": type(layer).__name__, "attrs": pickle.dumps(attrs), "sim": sim})
     return out
 
@@ -67,15 +59,8 @@ def restore_env(env, state: list[dict[str, Any]]) -> None:
         raise ValueError("the training env is built differently from the checkpoint's; it cannot be resumed exactly")
     for layer, saved in zip(layers, state):
         vars(layer).update(pickle.loads(saved["attrs"]))
-        if saved["sim"] is None:
-            continue
-        if type(getattr(layer, "data", None)).__name__ == "MjData":
-            import mujoco
-
-            mujoco.mj_setState(layer.model, layer.data, saved["sim"], mujoco.mjtState.mjSTATE_INTEGRATION)
-            mujoco.mj_forward(layer.model, layer.data)
-        else:
-            layer.ale.restoreState(saved["sim"])
+        if saved["sim"] is not None:
+            set_simulator_state(layer, saved["sim"])
 
 
 def _dummy(venv: VecEnv) -> DummyVecEnv:

@@ -1,8 +1,9 @@
 """The sweep record: one file, `<sweep dir>/sweep_record.json`, listing every run of a multirun
 with its overrides, status (pending / running / done / failed / preempted / budget_exhausted /
-interrupted), run directory, SLURM job id and, for a failed run, its error. Entries are keyed by
-run directory (relative to the sweep directory), so two sweeps sharing a sweep directory keep
-each other's entries, and relaunching a sweep updates its runs' entries. Jobs update their own
+interrupted / skipped: a method x env pair that cannot exist), run directory, SLURM job id and,
+for a failed or skipped run, why. Entries are keyed by run directory (relative to the sweep
+directory), so two sweeps sharing a sweep directory keep each other's entries, and relaunching a
+sweep updates its runs' entries. Jobs update their own
 entry under a file lock, so concurrent jobs on one file system never lose each other's updates;
 a damaged file is reported, kept aside and rebuilt from the run directories.
 A Hydra callback (configured in conf/config.yaml) keeps it current for every launcher."""
@@ -132,6 +133,9 @@ class SweepRecord(Callback):
         summary_path = run_dir / "summary.json"
         summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
         status, error = summary.get("status"), summary.get("error")
+        current = read(sweep_dir)["runs"].get(key_of(sweep_dir, run_dir), {})
+        if not summary and current.get("status") == "skipped":
+            return  # the job said why it did not run
         failed = getattr(getattr(job_return, "status", None), "name", "") == "FAILED"
         if failed:
             exc = job_return._return_value
