@@ -21,19 +21,16 @@ def main(cfg: DictConfig) -> None:
 
     try:
         run(cfg)
-    except Incompatible as exc:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:  # a method x env pair that cannot exist: skipped, recorded
-            from pathlib import Path
-
-            from llmrl.sweeps import record
-
-            hc = HydraConfig.get()
-            record.update(Path(hc.sweep.dir), Path(hc.runtime.output_dir), status="skipped", error=str(exc))
-            return
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
     except ConfigError as exc:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
+        hc = HydraConfig.get()
+        if hc.mode == RunMode.MULTIRUN:
+            if isinstance(exc, Incompatible):  # a method x env pair that cannot exist: skipped, recorded
+                from pathlib import Path
+
+                from llmrl.sweeps import record
+
+                record.update(Path(hc.sweep.dir), Path(hc.runtime.output_dir), status="skipped", error=str(exc))
+                return
             raise  # the launcher records it against this job; the other jobs go on
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -28,7 +28,8 @@ from llmrl.errors import ConfigError
 from llmrl.refine.episodes import run_episodes
 from llmrl.refine.harness import CountRollouts, Refinement, positive_int, probability
 from llmrl.refine.rnd import RndBonus, RndCallback
-from llmrl.refine.starts import CriticalStarts, starts_of
+from llmrl.refine import starts
+from llmrl.refine.starts import starts_of
 from llmrl.sb3.venv import deterministic_act, observation_view
 from rice import mask as statemask
 
@@ -78,15 +79,10 @@ class Explained(Refinement):
                 f"method.mask_steps={self.mask_steps} + method.num_trajectories={self.num_trajectories} episodes of up to "
                 f"{spec.horizon} steps can take {explain} env steps, and they count against method.refine_steps="
                 f"{self.refine_steps}: nothing would be left for refinement; raise refine_steps or lower mask_steps")
-        probe = spec.make()
-        try:
-            CriticalStarts(probe, self.reset_prob, 0)  # RestoreUnsupported, with the reason, before anything runs
-        finally:
-            probe.close()
+        starts.check_restorable(spec, self.reset_prob)
 
     def env_wrapper(self, ctx):
-        count = iter(range(10**6))
-        return lambda env: CriticalStarts(env, self.reset_prob, ctx.seed * 7919 + next(count))
+        return starts.wrapper(self.reset_prob, ctx.seed)
 
     def vec_wrapper(self, ctx):
         if self.rnd_weight <= 0:
@@ -122,9 +118,9 @@ class Explained(Refinement):
         return [*out, CountRollouts(after_rollout, self.updates)]
 
     def _sync(self) -> None:
-        starts = starts_of(self.venv)
-        self.counts["critical_starts"] = sum(s.pool_starts for s in starts)
-        self.counts["resets"] = sum(s.resets for s in starts)
+        layers = starts_of(self.venv)
+        self.counts["critical_starts"] = sum(s.pool_starts for s in layers)
+        self.counts["resets"] = sum(s.resets for s in layers)
 
     def point(self) -> dict[str, Any]:
         self._sync()
@@ -178,8 +174,8 @@ class Explained(Refinement):
                 pool.append(ep.snapshots[int(t)])
                 info.append({"explanation": n, "episode": ep.index, "step": int(t), "length": ep.length,
                              "importance": round(float(scores[t]), 6), "return": round(ep.ret, 3)})
-        for starts in starts_of(self.venv):
-            starts.set_pool(pool)
+        for layer in starts_of(self.venv):
+            layer.set_pool(pool)
         self.pool_info = info
         self.counts["explanations"] = n
         log.info("explanation %d: %d episodes (returns %s); critical steps %s", n, len(episodes),

@@ -104,7 +104,7 @@ def _agent(cfg, run_dir: Path, which: str, spec):
     if not (folder / "model.zip").is_file():
         _fail(f"--agent {which}: no model.zip in {folder}")
     hp = hyperparams.resolve("ppo", spec.name, dict(cfg.method.get("hparams") or {}))
-    venv = make_venv(spec, None, hp, 0, folder / "vecnormalize.pkl")
+    venv = make_venv(spec, None, {**hp, "n_envs": 1}, 0, folder / "vecnormalize.pkl")  # for its normaliser only
     model = PPO.load(str(folder / "model.zip"), device="cpu")
     return deterministic_act(model, venv), observation_view(venv), folder
 

@@ -24,7 +24,8 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnvWrapper
 from llmrl.envs.spec import EnvSpec
 from llmrl.errors import ConfigError
 from llmrl.refine.harness import CountRollouts, Refinement, positive_int, probability
-from llmrl.refine.starts import CriticalStarts, starts_of
+from llmrl.refine import starts
+from llmrl.refine.starts import starts_of
 from ultra.guide import GUIDED_POLICIES, CriticalStateGuide
 from ultra.identify import COVERAGE, Ask, IdentifyStats, identify_llm, identify_random
 from ultra.prompts import render
@@ -111,11 +112,7 @@ class Ultra(Refinement):
         if self.critical == "llm" and self.case_example:
             self.ask.example = self._example(spec.name)
         if self.reset_to_critical > 0 and self.critical != "none":
-            probe = spec.make()
-            try:
-                CriticalStarts(probe, self.reset_to_critical, 0)  # RestoreUnsupported, with the reason, now
-            finally:
-                probe.close()
+            starts.check_restorable(spec, self.reset_to_critical)
 
     def _example(self, env_name: str) -> str | None:
         """The worked case analysis of the env's family: the longest `case_examples` prefix of its name."""
@@ -147,8 +144,7 @@ class Ultra(Refinement):
     def env_wrapper(self, ctx):
         if self.reset_to_critical <= 0 or self.critical == "none":
             return None
-        count = iter(range(10**6))
-        return lambda env: CriticalStarts(env, self.reset_to_critical, ctx.seed * 7919 + next(count))
+        return starts.wrapper(self.reset_to_critical, ctx.seed)
 
     def begin_refinement(self, ctx, model, venv, files: Path, state: dict[str, Any]) -> None:
         self.ctx, self.model, self.venv = ctx, model, venv
@@ -193,9 +189,13 @@ class Ultra(Refinement):
     def point(self) -> dict[str, Any]:
         self._sync()
         table = self.guide.table if self.guide is not None else None
-        acted = self.counts["acted_states"]
         return {"critical_states": len(table) if table else 0, "match_radius": table.radius if table else None,
-                "match_rate": round(self.counts["matched_states"] / acted, 6) if acted else None}
+                "match_rate": self._match_rate()}
+
+    def _match_rate(self) -> float | None:
+        """Share of the live refinement states that matched a critical state, so far."""
+        acted = self.counts["acted_states"]
+        return round(self.counts["matched_states"] / acted, 6) if acted else None
 
     def state(self) -> dict[str, Any]:
         self._sync()
@@ -207,9 +207,8 @@ class Ultra(Refinement):
 
     def summary(self) -> dict[str, Any]:
         self._sync()
-        acted = self.counts["acted_states"]
         table = self.guide.table if self.guide is not None else None
-        return {"ultra": {**self.counts, "match_rate": round(self.counts["matched_states"] / acted, 6) if acted else None,
+        return {"ultra": {**self.counts, "match_rate": self._match_rate(),
                           "match_radius": table.radius if table else None,
                           "match_radius_source": (table.meta.get("radius_source") if table else None),
                           "coverage": self.ask.coverage, "case_example": self.ask.example is not None},
@@ -249,8 +248,8 @@ class Ultra(Refinement):
         self.guide.set_table(table)
         if self.reset_to_critical > 0:
             pool = [episodes[e.episode].snapshots[e.step] for e in table.entries]
-            for starts in starts_of(venv):
-                starts.set_pool(pool)
+            for layer in starts_of(venv):
+                layer.set_pool(pool)
         self._add(stats)
         self.counts["identifications"] = n
         self.counts["identification_steps"] += sum(e.length for e in episodes)

@@ -74,20 +74,20 @@ REFINE_COLUMNS = ["method", "env", "seed", "match_rate", "match_radius", "match_
                   "explanation_steps", "schedule", "pretrained_from"]
 
 
-def refinement_table(roots: Iterable[Path]) -> pd.DataFrame:
+def refinement_table(runs: pd.DataFrame) -> pd.DataFrame:
     """What each refinement run acted on (ULTRA's match rate and table, StateMask/RICE's pool and
-    starts), one row per run, from the summaries' `ultra` and `explanation` parts."""
+    starts), one row per run of `runs` (from `collect`), from the summaries' `ultra` and
+    `explanation` parts."""
     rows = []
-    for run_dir in find_run_dirs(roots):
-        path = run_dir / SUMMARY_FILE
+    for run in runs.itertuples():
+        path = Path(run.run_dir) / SUMMARY_FILE
         if not path.exists():
             continue
         s = json.loads(path.read_text())
         part = s.get("ultra") or s.get("explanation")
         if part is None:
             continue
-        record, _ = _run_record(run_dir)
-        rows.append({"method": record["method"], "env": record["env"], "seed": record["seed"],
+        rows.append({"method": run.method, "env": run.env, "seed": run.seed,
                      **{k: part.get(k) for k in REFINE_COLUMNS[3:-2]},
                      "schedule": (s.get("schedule") or {}).get("mode"), "pretrained_from": s.get("pretrained_from")})
     return pd.DataFrame(rows, columns=REFINE_COLUMNS)

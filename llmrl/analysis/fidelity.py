@@ -64,6 +64,14 @@ def bootstrap_ci(values: np.ndarray, reps: int = 2000, seed: int = 0, level: flo
     return float(lo), float(hi)
 
 
+def _drop(spec, act, base: Base, n: int, reps: int, pick: Callable[[int], set[int]], rng: Callable[[int], list[int]]) -> float:
+    """Unperturbed minus mean perturbed return over `reps` replays; `pick(r)` gives the steps
+    randomised in replay r and `rng(r)` the seed of its random actions. No step, no drop."""
+    if not n:
+        return 0.0
+    return base.ret - float(np.mean([play(spec, act, base.seed, pick(r), rng(r)) for r in range(reps)]))
+
+
 def measure(spec, act: Callable[[Any], Any], bases: list[Base], rankings: dict[str, list[list[int]]],
             fractions: list[float], reps: int = 3, seed: int = 0, progress: Callable[[str], None] | None = None
             ) -> list[dict[str, Any]]:
@@ -72,51 +80,39 @@ def measure(spec, act: Callable[[Any], Any], bases: list[Base], rankings: dict[s
     randomised. A source that ranks fewer than K steps of an episode randomises the ones it has;
     `random` then also gets a row with the same count per episode (`random@<source>`), so each
     source is compared with random steps of its own number."""
+    def random_steps(e: int, fi: int, n: int, length: int, salt: int) -> Callable[[int], set[int]]:
+        return lambda r: {int(t) for t in np.random.default_rng([seed, e, fi, r, salt]).choice(length, size=n, replace=False)}
+
     rows = []
-    sources = [*rankings, RANDOM]
     for fi, fraction in enumerate(fractions):
         counts: dict[str, list[int]] = {}
-        for si, source in enumerate(sources):
-            drops, rel, used = [], [], []
+        for si, source in enumerate([*rankings, RANDOM]):
+            drops = []
             for e, base in enumerate(bases):
                 k = steps_for(fraction, base.length)
-                ranked = rankings[source][e] if source != RANDOM else None
-                n = k if ranked is None else min(k, len(ranked))
+                if source == RANDOM:
+                    n, pick = k, random_steps(e, fi, k, base.length, 7)
+                else:
+                    n = min(k, len(rankings[source][e]))
+                    pick = lambda r, chosen=set(rankings[source][e][:n]): chosen
                 counts.setdefault(source, []).append(n)
-                returns = []
-                for r in range(reps):
-                    if ranked is None:
-                        pick = np.random.default_rng([seed, e, fi, r, 7]).choice(base.length, size=n, replace=False)
-                        chosen = {int(t) for t in pick}
-                    else:
-                        chosen = set(ranked[:n])
-                    returns.append(play(spec, act, base.seed, chosen, [seed, e, fi, si, r]) if chosen else base.ret)
-                drop = base.ret - float(np.mean(returns)) if n else 0.0
-                drops.append(drop)
-                rel.append(drop / abs(base.ret) if base.ret else float("nan"))
-                used.append(n)
-            rows.append(_row(source, fraction, drops, rel, used, seed))
+                drops.append(_drop(spec, act, base, n, reps, pick, lambda r, e=e, si=si: [seed, e, fi, si, r]))
+            rows.append(_row(source, fraction, drops, counts[source], bases, seed))
             if progress:
                 progress(f"K={fraction:.0%} {source}: drop {rows[-1]['drop_mean']:.3g}")
         for source in rankings:  # random steps, as many as each short source had
             if counts[source] == counts[RANDOM]:
                 continue
-            drops, rel = [], []
-            for e, base in enumerate(bases):
-                n = counts[source][e]
-                returns = []
-                for r in range(reps):
-                    pick = np.random.default_rng([seed, e, fi, r, 11]).choice(base.length, size=n, replace=False) if n else []
-                    returns.append(play(spec, act, base.seed, {int(t) for t in pick}, [seed, e, fi, 99, r]) if n else base.ret)
-                drops.append(base.ret - float(np.mean(returns)) if n else 0.0)
-                rel.append(drops[-1] / abs(base.ret) if base.ret else float("nan"))
-            rows.append(_row(f"{RANDOM}@{source}", fraction, drops, rel, counts[source], seed))
+            drops = [_drop(spec, act, base, n, reps, random_steps(e, fi, n, base.length, 11),
+                           lambda r, e=e: [seed, e, fi, 99, r])
+                     for e, (base, n) in enumerate(zip(bases, counts[source]))]
+            rows.append(_row(f"{RANDOM}@{source}", fraction, drops, counts[source], bases, seed))
     return rows
 
 
-def _row(source: str, fraction: float, drops: list[float], rel: list[float], used: list[int], seed: int) -> dict[str, Any]:
+def _row(source: str, fraction: float, drops: list[float], used: list[int], bases: list[Base], seed: int) -> dict[str, Any]:
     lo, hi = bootstrap_ci(np.array(drops), seed=seed)
-    rel_arr = np.array(rel, dtype=float)
+    rel_arr = np.array([d / abs(b.ret) if b.ret else float("nan") for d, b in zip(drops, bases)], dtype=float)
     return {"source": source, "fraction": fraction, "episodes": len(drops), "steps_randomised": float(np.mean(used)),
             "drop_mean": float(np.mean(drops)), "drop_low": lo, "drop_high": hi,
             "relative_drop": float(np.nanmean(rel_arr)) if np.isfinite(rel_arr).any() else None}

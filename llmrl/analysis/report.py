@@ -93,7 +93,7 @@ def build(roots: Iterable[Path], out: Path, random_scores: dict[str, float], bas
                   tables.markdown(ratio), ""]
         (out / "steps_to_target.tex").write_text(tables.latex(ratio, f"Env steps to reach {baseline}'s final score."))
 
-    refine = aggregate.refinement_table(roots)
+    refine = aggregate.refinement_table(runs)
     if len(refine):
         numeric = ["match_rate", "match_radius", "critical_states", "acted_states", "critical_start_share", "blind_share"]
         table = refine.groupby(["env", "method"])[numeric].mean(numeric_only=True).round(4).reset_index()

@@ -26,9 +26,6 @@ class Segment:
     def __call__(self, progress_remaining: float) -> float:
         return float(self.schedule(self.end + (self.start - self.end) * progress_remaining))
 
-    def global_value(self, progress: float) -> float:
-        return float(self.schedule(progress))
-
 
 def phases(mode: str, pretrain_steps: int, refine_steps: int) -> tuple[tuple[float, float], tuple[float, float]]:
     """(start, end) of global progress for pre-training and for refinement."""

@@ -5,7 +5,8 @@ otherwise from the env's own initial distribution. prob = 1 is StateMask-R's "re
 critical states"; the pool is empty until the method sets it, and then resets are plain."""
 from __future__ import annotations
 
-from typing import Any
+import itertools
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
@@ -35,6 +36,22 @@ class CriticalStarts(gym.Wrapper):
             info = {**info, "critical_start": True}
             self.pool_starts += 1
         return obs, info
+
+
+def check_restorable(spec, prob: float) -> None:
+    """RestoreUnsupported now, with the reason, rather than at the first reset of a run."""
+    probe = spec.make()
+    try:
+        CriticalStarts(probe, prob, 0)
+    finally:
+        probe.close()
+
+
+def wrapper(prob: float, seed: int) -> Callable[[gym.Env], gym.Env]:
+    """The env wrapper for a method's training envs: one CriticalStarts per env, each with a
+    generator of its own."""
+    count = itertools.count()
+    return lambda env: CriticalStarts(env, prob, seed * 7919 + next(count))
 
 
 def starts_of(venv) -> list[CriticalStarts]:
