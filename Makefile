@@ -9,13 +9,19 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-LLAMA  := $(VENV)/.llama-cpp
 # Extra arguments for `make run`, e.g. make run ARGS="env=acrobot method.total_steps=20000"
 ARGS   ?=
-# llama-cpp-python built for this CPU family: a native (-march=native) build segfaults on the
-# first completion on the project machines; this portable AVX2 build works.
+# llama.cpp's own server (llm=local), built once from the llama.cpp source that the llama-cpp-python
+# 0.3.36 sdist vendors (llama.cpp commit 0c1e57098bba43ac29e6e3b677cdceebdd22334f), sha256-checked.
+# A native (-march=native) build segfaults on the first completion on the project machines; this
+# portable AVX2 build works.
 LLAMA_VERSION    ?= 0.3.36
-LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF
+LLAMA_SHA256     ?= 832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
+LLAMA            := $(VENV)/.llama-server-$(LLAMA_VERSION)
+LLAMA_BUILD      := $(VENV)/llama-build
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF \
+	-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+	-DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_APP=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF
 
 .PHONY: setup model run test bench report sweep clean system-tools
 
@@ -42,10 +48,17 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -c "import llmrl, baselines, promptpo, ultra, hydra_plugins.llmrl_sweeps.slurm_launcher, simglucose, metaworld, ale_py, gymnasium_robotics, litellm, rliable.library"
 	touch $(STAMP)
 
-$(LLAMA): $(STAMP)
-	# Built once from source (about 5 minutes on 2 cores).
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet "llama-cpp-python[server]==$(LLAMA_VERSION)"
-	$(PY) -c "import llama_cpp.server"
+$(LLAMA): | $(STAMP)
+	# llama-server, built once (about 5 minutes on 2 cores) into $(VENV)/bin
+	rm -rf $(LLAMA_BUILD) && mkdir -p $(LLAMA_BUILD)
+	$(PY) -m pip download --quiet --no-deps --no-binary :all: "llama-cpp-python==$(LLAMA_VERSION)" -d $(LLAMA_BUILD)
+	echo "$(LLAMA_SHA256)  $(LLAMA_BUILD)/llama_cpp_python-$(LLAMA_VERSION).tar.gz" | sha256sum -c --quiet
+	tar xzf $(LLAMA_BUILD)/llama_cpp_python-$(LLAMA_VERSION).tar.gz -C $(LLAMA_BUILD)
+	cmake -S $(LLAMA_BUILD)/llama_cpp_python-$(LLAMA_VERSION)/vendor/llama.cpp -B $(LLAMA_BUILD)/build $(LLAMA_CMAKE_ARGS) >/dev/null
+	cmake --build $(LLAMA_BUILD)/build --target llama-server -j$$(nproc) >/dev/null
+	install -m 755 $(LLAMA_BUILD)/build/bin/llama-server $(VENV)/bin/llama-server
+	rm -rf $(LLAMA_BUILD)
+	$(VENV)/bin/llama-server --version
 	touch $(LLAMA)
 
 # The default local model (1.1 GB): fetched with pip once, assembled and sha256-verified into
@@ -53,8 +66,13 @@ $(LLAMA): $(STAMP)
 model: $(STAMP)
 	$(PY) -m llmrl.llm.model_store conf/llm/local.yaml
 
+# The main job: PromptPO written by the embedded model against PPO on CartPole (conf/experiment/quickstart.yaml),
+# then its report (results/quickstart/REPORT.md + figures) and the headline. Running it again continues or
+# reports the finished runs. One single run instead: python run.py [overrides]
 run: setup
-	$(PY) run.py $(ARGS)
+	$(PY) run.py -m experiment=quickstart $(ARGS)
+	$(PY) scripts/report.py runs/quickstart --out results/quickstart --log-x --title "Quickstart: PromptPO (embedded model) vs PPO on CartPole"
+	$(PY) scripts/headline.py runs/quickstart --target 195 --report results/quickstart
 
 test: setup
 	$(PY) -m pytest
@@ -75,9 +93,15 @@ sweep: setup
 
 # Regenerate results/<sweep name>/REPORT.md (tables, figures, statistics) from a sweep directory:
 #   make report SWEEP=runs/<experiment_name> [OUT=results/somewhere]
+# It also rewrites results/BASELINES.md (PPO/SAC against rl-baselines3-zoo): from runs/baselines_zoo when that sweep
+# is here (new finished runs are evaluated the zoo's way and archived), else from results/baselines_zoo/archive.
 SWEEP ?= runs/report_sweep
+BASELINES ?= $(wildcard runs/baselines_zoo)
 report: setup
-	$(PY) scripts/report.py $(SWEEP) $(if $(OUT),--out $(OUT),) --title "$(or $(TITLE),Results)" $(if $(NOTES),--notes-file $(NOTES),)
+	@if [ -d "$(SWEEP)" ]; then \
+		$(PY) scripts/report.py $(SWEEP) $(if $(OUT),--out $(OUT),) --title "$(or $(TITLE),Results)" $(if $(NOTES),--notes-file $(NOTES),); \
+	else echo "no $(SWEEP) here: no REPORT.md for it (make report SWEEP=runs/<experiment_name>)"; fi
+	$(PY) scripts/baselines_table.py $(BASELINES)
 
 clean:
 	rm -rf $(VENV) runs multirun outputs .pytest_cache

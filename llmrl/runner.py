@@ -210,7 +210,10 @@ def _train(cfg, run_dir, seed, spec, method, total, checkpoint, checkpoints, llm
         total_steps=total,
         resume_from_steps=checkpoint.env_steps if checkpoint else None,
         wall_offset=checkpoint.wall_s if checkpoint else 0.0,
+        llm_status=llm is not None,
     )
+    if llm is not None:  # every reply, cached or fresh, moves the status line
+        llm.listeners.append(lambda c: (tracker.status.reply(c), tracker.status.usage(llm.usage.calls, llm.usage.cost_usd)))
     ctx = RunContext(
         cfg=cfg,
         spec=spec,

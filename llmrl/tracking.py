@@ -24,6 +24,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from llmrl.status import StatusLine
+
 # Every method writes these columns; RL baselines leave the LLM ones empty.
 CURVE_COLUMNS = [
     "env_steps",
@@ -88,6 +90,7 @@ class Tracker:
         total_steps: int | None = None,
         resume_from_steps: int | None = None,
         wall_offset: float = 0.0,
+        llm_status: bool = False,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.columns = CURVE_COLUMNS + [c for c in (extra_columns or []) if c not in CURVE_COLUMNS]
@@ -102,16 +105,19 @@ class Tracker:
         self._prepare_curve(resume_from_steps)
         self._prepare_metrics(resume_from_steps)
         self._wandb_catch_up()
-        show = logger_cfg.get("progress", True)
+        show = bool(logger_cfg.get("progress", True))
+        desc = f"{run_meta.get('method')}{run_meta.get('variant') or ''}/{run_meta.get('env')}/s{run_meta.get('seed')}"
+        # LLM methods: a status line (phase, replies, tokens/s, cost); others: a steps bar with an ETA
+        self.status = StatusLine(desc, enabled=show and llm_status)
         self._bar = tqdm(
             total=total_steps,
             initial=int(self.points[-1]["env_steps"]) if self.points else 0,
             unit="step",
             unit_scale=True,
             dynamic_ncols=True,
-            disable=not show,
+            disable=not show or llm_status,
             file=sys.stderr,
-            desc=f"{run_meta.get('method')}{run_meta.get('variant') or ''}/{run_meta.get('env')}/s{run_meta.get('seed')}",
+            desc=desc,
             mininterval=1.0,
         )
         self._bar_steps = self._bar.n
@@ -252,6 +258,7 @@ class Tracker:
 
     # ---- progress -----------------------------------------------------------------------
     def progress(self, env_steps: int, latest: dict[str, Any] | None = None) -> None:
+        self.status.steps(env_steps, latest)
         if env_steps > self._bar_steps:
             self._bar.update(env_steps - self._bar_steps)
             self._bar_steps = env_steps
@@ -263,6 +270,7 @@ class Tracker:
 
     # ---- end ----------------------------------------------------------------------------
     def finish(self, status: str, extra: dict[str, Any] | None = None, error: str | None = None) -> dict[str, Any]:
+        self.status.close()
         self._bar.close()
         summary = self.summarize(status, extra, error)
         write_json_atomic(self.run_dir / SUMMARY_FILE, summary)

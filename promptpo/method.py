@@ -98,6 +98,7 @@ class PromptPO:
             self.sandbox = sandbox
             sandbox.warm(self.env_dict)
             if self.use_feedback and state["feedback_source"] is None and not state["feedback_done"]:
+                ctx.tracker.status.phase("writing the Feedback class", expect_replies=1)
                 state["feedback_source"] = self._write_feedback()
                 state["feedback_done"] = True
                 self._save(state)
@@ -174,7 +175,9 @@ class PromptPO:
         folder = self.art / f"round_{r:02d}"
         folder.mkdir(exist_ok=True)
         history = state["history"]
+        status = self.ctx.tracker.status
         if self.use_reflection and history and "reflection" not in history[-1]:
+            status.phase(f"round {r}/{self.rounds}: reflection", expect_replies=1)
             history[-1]["reflection"] = self._reflect(r, history)
         prompt = render("policy.md.j2", **self.prompt_ctx)
         if history:  # the reference appends the history (and the latest reflection) to the first prompt
@@ -182,7 +185,9 @@ class PromptPO:
                                                          reflection=history[-1].get("reflection"))
         (folder / "prompt.md").write_text(prompt)
         seeds = [self._seed(r, e) for e in range(self.episodes)]
+        status.phase(f"round {r}/{self.rounds}", expect_replies=self.n)
         replies = self.llm.sample(user(prompt), n=self.n, tag=f"round{r}/policy")
+        status.note(f"round {r}/{self.rounds}: {self.n} replies in, evaluating the candidates")
         with ThreadPoolExecutor(max_workers=self.n, thread_name_prefix="candidate") as pool:
             candidates = list(pool.map(lambda i: self._candidate(r, i, replies[i].text, seeds, state, folder), range(self.n)))
         ok = [c for c in candidates if c["ok"]]
@@ -253,6 +258,7 @@ class PromptPO:
             err = result["error"]
             messages = user(render("repair.md.j2", **self.prompt_ctx, error=err["message"], traceback=err.get("traceback", ""),
                                    output=result.get("output") or "", code=code or reply))
+            self.ctx.tracker.status.repair(f"candidate {i}, {err.get('kind', 'error')}")
             reply = self.llm.complete(messages, tag=f"round{r}/candidate{i}/repair{attempt + 1}").text
             code = first_python_block(reply)
         return {"index": i, "ok": False, "code": code, "attempts": attempts}

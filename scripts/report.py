@@ -57,6 +57,12 @@ def main() -> int:
         return 0
     if not args.roots:
         parser.error("give the run directories (e.g. runs/<experiment_name>)")
+    from llmrl.analysis.aggregate import find_run_dirs
+
+    if not find_run_dirs(args.roots):
+        print(f"error: no runs under {', '.join(str(r) for r in args.roots)} (a run directory holds config.yaml and "
+              f"curve.csv or summary.json); nothing to report", file=sys.stderr)
+        return 2
     notes = args.notes_file.read_text() if args.notes_file else ""
     if args.out is None:  # one report per sweep: a second sweep's report never overwrites the first's
         args.out = REPO / "results" / Path(args.roots[0]).resolve().name

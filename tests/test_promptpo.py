@@ -69,7 +69,15 @@ def test_three_rounds_on_cartpole(tmp_path):
     script = CartpoleScript()
     run_dir = tmp_path / "run"
     with ScriptedServer(responder=script) as server:
-        run_cli(*promptpo_args(server, tmp_path, run_dir), check=True)
+        args = [a if a != "logger.progress=false" else "logger.progress=true" for a in promptpo_args(server, tmp_path, run_dir)]
+        proc = run_cli(*args, check=True)
+    # not a terminal: the status line is one plain line per event (no redraws, no ETA from env steps)
+    err = proc.stderr
+    assert "\r" not in err and "step/s" not in err
+    for line in ("/cartpole/s0] round 1/3 started, waiting for 2 replies", "reply 2/2 (", "round 2/3: reflection",
+                 "repair 1: candidate 0, exception", "curve point at", "LLM calls $0.0000"):
+        assert line in err, line
+    assert "replies 2/2 | repairs 1 |" in err and "env steps | return" in err
     curve = read_curve(run_dir)
     assert [p["round"] for p in curve] == [1, 2, 3]
     steps = [p["env_steps"] for p in curve]

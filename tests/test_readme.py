@@ -26,7 +26,8 @@ def examples() -> list[str]:
                 words = shlex.split(line)
                 args = next((w.split("=", 1)[1] for w in words if w.startswith("ARGS=")), "")
                 exp = next((w.split("=", 1)[1] for w in words if w.startswith("EXP=")), None)
-                found.append((f"-m experiment={exp} " if exp else "") + args)
+                # make run = the quickstart preset as a multirun (Makefile), make sweep = the EXP preset
+                found.append(f"-m experiment={exp or 'quickstart'} " + args)
     return found
 
 

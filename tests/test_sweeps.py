@@ -160,7 +160,8 @@ def test_preset_composes_every_run_it_sweeps(preset):
         cfg = compose(config_name="config", overrides=[f"experiment={preset}"], return_hydra_config=True)
         params = cfg.hydra.sweeper.params
         seeds = str(params.seed)
-        assert preset == "smoke" or preset.endswith("_small") or seeds == "range(5)" or len(seeds.split(",")) >= 5
+        # smoke tests, this machine's small runs and the main job (one seed, minutes) are not comparisons
+        assert preset in ("smoke", "quickstart") or preset.endswith("_small") or seeds == "range(5)" or len(seeds.split(",")) >= 5
         assert cfg.experiment_name == preset
         if preset.startswith("promptpo_") or (preset.startswith("ultra_") and not preset.endswith("_small")):
             assert cfg.llm.name == "gemini" and cfg.llm.model == "gemini/gemini-3.1-pro-preview"  # unless the user picks another

@@ -1,7 +1,9 @@
 """Tracker, checkpoint and curve-file guarantees a killed run relies on."""
 from __future__ import annotations
 
+import io
 import json
+import time
 
 import pytest
 
@@ -84,3 +86,36 @@ def test_step_counter_is_shared_through_copies_and_safe_across_threads():
     for t in threads:
         t.join()
     assert counter.steps == 5 + 80000
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_status_line_redraws_on_a_terminal_and_is_silent_when_off():
+    from types import SimpleNamespace
+
+    from llmrl.status import StatusLine
+
+    term = _Terminal()
+    line = StatusLine("promptpo/cartpole/s0", stream=term, refresh_s=0.05)
+    line.phase("round 2/5", expect_replies=4)
+    line.reply(SimpleNamespace(cached=False, completion_tokens=120))
+    line.usage(7, 0.0)
+    line.repair("candidate 1, exception")
+    line.steps(2500, {"return_mean": 41.5})
+    time.sleep(0.2)  # the ticker redraws the elapsed time between events
+    line.close()
+    out = term.getvalue()
+    assert "\r" in out and out.count("\n") <= 1  # redrawn in place, one line
+    last = out.split("\r")[-1]
+    for part in ("round 2/5", "replies 1/4", "repairs 1", "tok/s", "7 LLM calls $0.0000", "2,500 env steps", "return 41.5"):
+        assert part in last, part
+
+    quiet = io.StringIO()
+    off = StatusLine("x", enabled=False, stream=quiet)
+    off.phase("round 1/1", expect_replies=1)
+    off.reply(SimpleNamespace(cached=True, completion_tokens=0))
+    off.close()
+    assert quiet.getvalue() == ""

@@ -100,9 +100,12 @@ def _entries(ep: Episode, items: list[dict[str, Any]], space: gym.Space) -> list
 
 
 def identify_llm(llm, env_name: str, desc: Description, episodes: list[Episode], ask: Ask, space: gym.Space,
-                 out_dir: Path, tag: str) -> tuple[CriticalTable, IdentifyStats]:
+                 out_dir: Path, tag: str, status=None, phase: str = "identification") -> tuple[CriticalTable, IdentifyStats]:
+    """`status`: the run's status line (llmrl.status.StatusLine), told the phase and its prompt count."""
     jobs = _jobs(episodes, ask)
     prompts = [_window_prompt(env_name, desc, job, ask, space) for job in jobs]
+    if status is not None:
+        status.phase(f"{phase}: {len(episodes)} episodes", expect_replies=len(prompts))
     stats = IdentifyStats(prompts=len(prompts))
     out_dir.mkdir(parents=True, exist_ok=True)
     conversations = [[{"role": "user", "content": p}] for p in prompts]

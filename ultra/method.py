@@ -240,12 +240,13 @@ class Ultra(Refinement):
         out = self.dir / f"identify_{n:02d}"
         if self.critical == "llm":
             table, stats = identify_llm(ctx.llm, ctx.spec.name, ctx.spec.describe(), episodes, self.ask, self.space, out,
-                                        tag=f"identify{n}")
+                                        tag=f"identify{n}", status=ctx.tracker.status, phase=f"identification {n}")
         else:
             table, stats = identify_random(episodes, self.ask, self.space, np.random.default_rng([ctx.seed, n]))
             out.mkdir(parents=True, exist_ok=True)
         table.save(out / "table.json")
         self.guide.set_table(table)
+        ctx.tracker.status.phase(f"PPO refinement with {len(table)} critical states (identification {n})")
         if self.reset_to_critical > 0:
             pool = [episodes[e.episode].snapshots[e.step] for e in table.entries]
             for layer in starts_of(venv):

@@ -98,6 +98,12 @@ class LLMSettings:
     cost_per_input_token: float | None = None
     cost_per_output_token: float | None = None
     send_seed: bool = True
+    # Samples of one prompt sent as one request (OpenAI's `n`): > 1 only for servers that process the
+    # prompt once and decode the replies together (llm=local sets it to llama-server's slots).
+    samples_per_request: int = 1
+    # A system message put before every request's messages (e.g. "reply with code only"); None = none.
+    # The methods' own prompts stay as published; this is a setting of the model's side, recorded in every key.
+    system_prompt: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -123,8 +129,10 @@ def request_seed(draw: dict[str, Any]) -> int:
 class LLMClient:
     def __init__(self, settings: LLMSettings, cache: ResponseCache, transcript: Transcript,
                  api_key: str | None = None, sleep: Callable[[float], None] = time.sleep,
-                 identity: dict[str, Any] | None = None) -> None:
+                 identity: dict[str, Any] | None = None, count_tokens: Callable[[str], int] | None = None) -> None:
         self.settings = settings
+        self._count_tokens = count_tokens  # replies after the first of an n-request carry no usage of their own
+        self.listeners: list[Callable[[Completion], None]] = []  # told of every reply (a run's status line)
         self.identity = dict(identity or {})
         self.cache = cache
         self.transcript = transcript
@@ -139,8 +147,24 @@ class LLMClient:
 
     # ---- public API ------------------------------------------------------------------------
     def sample(self, messages: Messages, n: int, tag: str = "") -> list[Completion]:
-        """N independent completions of one prompt, concurrently, returned in sample order."""
-        return list(self._pool.map(lambda i: self.complete(messages, sample_index=i, tag=tag), range(n)))
+        """N independent completions of one prompt, concurrently, returned in sample order. With
+        `samples_per_request` > 1 the ones not in the cache go out in requests of that many replies."""
+        messages = self._with_system(messages)
+        per = max(1, int(self.settings.samples_per_request))
+        if per == 1 or n == 1:
+            return list(self._pool.map(lambda i: self.complete(messages, sample_index=i, tag=tag), range(n)))
+        out: dict[int, Completion] = {}
+        todo = []
+        for i in range(n):
+            cached = self._from_cache(messages, i, tag)
+            if cached is not None:
+                out[i] = cached
+            else:
+                todo.append(i)
+        groups = [todo[k:k + per] for k in range(0, len(todo), per)]
+        for group in self._pool.map(lambda g: self._complete_group(messages, g, tag), groups):
+            out.update({c.sample_index: c for c in group})
+        return [out[i] for i in range(n)]
 
     def complete_many(self, prompts: list[Messages], tag: str = "", indices: list[int] | None = None) -> list[Completion]:
         """One completion for each of several prompts, concurrently, returned in order. Prompt i
@@ -152,27 +176,81 @@ class LLMClient:
         """What makes a request a distinct sample: the run's identity, the tag, the index."""
         return {**self.identity, "tag": tag, "sample_index": int(sample_index)}
 
-    def complete(self, messages: Messages, sample_index: int = 0, tag: str = "") -> Completion:
+    def _identify(self, messages: Messages, sample_index: int, tag: str) -> tuple[dict, dict, str, dict]:
         draw = self.draw(tag, sample_index)
         params = self._sampling_params(draw)
         key = request_key(self.settings.model, messages, params, draw)
         record = {"tag": tag, "model": self.settings.model, "sample_index": sample_index, "draw": draw, "messages": messages,
                   "params": params, "cache_key": key, "time": time.time()}
+        return draw, params, key, record
+
+    def _from_cache(self, messages: Messages, sample_index: int, tag: str) -> Completion | None:
+        """The cached completion of this draw (accounted and in the transcript), or None."""
+        _, _, key, record = self._identify(messages, sample_index, tag)
         cached = self.cache.get(key)
-        if cached is None and self.cache.mode == "replay":
-            last = str(messages[-1].get("content", ""))[:200] if messages else ""
-            self.transcript.append({**record, "error": "replay miss"})
-            raise LLMReplayMiss(
-                f"llm.cache=replay has no cached response for model={self.settings.model}, draw={draw}, "
-                f"key={key[:16]}..., last message: {last!r}; run this exact command (same seed, env, method and "
-                f"experiment_name) once with llm.cache=readwrite to record it"
-            )
-        self._reserve()  # caps count cached calls too, so a replay stops where the original stopped
+        if cached is None:
+            return None
+        self._reserve()
+        completion = Completion(**{**cached, "cached": True, "latency_s": 0.0, "attempts": 0, "sample_index": sample_index})
+        self._account(completion)
+        self.transcript.append({**record, **self._response_record(completion)})
+        self._notify(completion)
+        return completion
+
+    def _notify(self, c: Completion) -> None:
+        for listener in self.listeners:
+            try:
+                listener(c)
+            except Exception as exc:  # a display must never lose a reply
+                log.debug("reply listener failed: %s", exc)
+
+    def _complete_group(self, messages: Messages, indices: list[int], tag: str) -> list[Completion]:
+        """Samples `indices` of one prompt in one request with n = len(indices). The server gives
+        reply j the seed of the first draw + j (llama-server's rule for n > 1); each reply is
+        cached under its own draw, so a later run with another grouping finds it."""
+        if len(indices) == 1:
+            return [self.complete(messages, sample_index=indices[0], tag=tag)]
+        ids = [self._identify(messages, i, tag) for i in indices]
+        if self.cache.mode == "replay":
+            draw, _, key, record = ids[0]
+            self._replay_miss(messages, draw, key, record)
+        reserved = 0
+        try:
+            for _ in indices:
+                self._reserve()
+                reserved += 1
+            params = {**ids[0][1], "n": len(indices)}
+            response, attempts, latency = self._post(messages, params, ids[0][3])
+        except Exception:
+            with self._lock:
+                self.usage.calls -= reserved
+                self.usage.failures += 1 if reserved == len(indices) else 0
+            raise
+        got = min(len(response.choices), len(indices))
+        out = []
+        for j, (draw, own_params, key, record) in enumerate(ids[:got]):
+            c = self._to_completion(response, indices[j], attempts, latency, choice=j)
+            used = {**own_params, "seed": params["seed"] + j} if "seed" in params else dict(own_params)
+            used["n_in_request"] = len(indices)
+            self._store(c, key, messages, used, draw, record)
+            out.append(c)
+        if got < len(indices):  # a server that ignores `n`: the rest one by one
+            log.warning("%s answered %d of n=%d replies; asking for the rest one at a time (set llm.samples_per_request=1)",
+                        self.settings.model, got, len(indices))
+            with self._lock:
+                self.usage.calls -= len(indices) - got
+            out += [self.complete(messages, sample_index=i, tag=tag) for i in indices[got:]]
+        return out
+
+    def complete(self, messages: Messages, sample_index: int = 0, tag: str = "") -> Completion:
+        messages = self._with_system(messages)
+        cached = self._from_cache(messages, sample_index, tag)
         if cached is not None:
-            completion = Completion(**{**cached, "cached": True, "latency_s": 0.0, "attempts": 0, "sample_index": sample_index})
-            self._account(completion)
-            self.transcript.append({**record, **self._response_record(completion)})
-            return completion
+            return cached
+        draw, params, key, record = self._identify(messages, sample_index, tag)
+        if self.cache.mode == "replay":
+            self._replay_miss(messages, draw, key, record)
+        self._reserve()  # caps count cached calls too, so a replay stops where the original stopped
         try:
             completion = self._request(messages, params, sample_index, record)
         except Exception:
@@ -180,13 +258,32 @@ class LLMClient:
                 self.usage.calls -= 1  # the reserved call never completed
                 self.usage.failures += 1
             raise
-        self._account(completion)
-        if completion.finish_reason is not None:
-            cached_fields = {k: v for k, v in asdict(completion).items() if k not in ("cached", "latency_s", "attempts", "sample_index")}
-            self.cache.put(key, {"model": self.settings.model, "messages": messages, "params": params, "draw": draw},
-                           cached_fields)
-        self.transcript.append({**record, **self._response_record(completion)})
+        self._store(completion, key, messages, params, draw, record)
         return completion
+
+    def _with_system(self, messages: Messages) -> Messages:
+        system = self.settings.system_prompt
+        if not system or (messages and messages[0].get("role") == "system" and messages[0].get("content") == system):
+            return messages
+        return [{"role": "system", "content": system}, *messages]
+
+    def _replay_miss(self, messages: Messages, draw: dict, key: str, record: dict) -> None:
+        last = str(messages[-1].get("content", ""))[:200] if messages else ""
+        self.transcript.append({**record, "error": "replay miss"})
+        raise LLMReplayMiss(
+            f"llm.cache=replay has no cached response for model={self.settings.model}, draw={draw}, "
+            f"key={key[:16]}..., last message: {last!r}; run this exact command (same seed, env, method and "
+            f"experiment_name) once with llm.cache=readwrite to record it"
+        )
+
+    def _store(self, c: Completion, key: str, messages: Messages, params: dict, draw: dict, record: dict) -> None:
+        """Account a fresh completion, cache it under its draw's key (when complete), transcribe it."""
+        self._account(c)
+        if c.finish_reason is not None:
+            stored = {k: v for k, v in asdict(c).items() if k not in ("cached", "latency_s", "attempts", "sample_index")}
+            self.cache.put(key, {"model": self.settings.model, "messages": messages, "params": params, "draw": draw}, stored)
+        self.transcript.append({**record, "params": params, **self._response_record(c)})
+        self._notify(c)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -222,6 +319,11 @@ class LLMClient:
                 self.usage.spent_usd += c.cost_usd
 
     def _request(self, messages: Messages, params: dict[str, Any], sample_index: int, record: dict) -> Completion:
+        response, attempts, latency = self._post(messages, params, record)
+        return self._to_completion(response, sample_index, attempts, latency)
+
+    def _post(self, messages: Messages, params: dict[str, Any], record: dict) -> tuple[Any, int, float]:
+        """(response, attempts, latency) with retries of transient failures."""
         s = self.settings
         lt = self._litellm
         start = time.perf_counter()
@@ -235,7 +337,7 @@ class LLMClient:
                         model=s.model, messages=messages, api_base=s.api_base, api_key=self._api_key, timeout=s.timeout_s,
                         num_retries=0, max_retries=0, **params,
                     )
-                return self._to_completion(response, sample_index, attempt, time.perf_counter() - start)
+                return response, attempt, time.perf_counter() - start
             except Exception as exc:  # classified below; anything unknown is treated as transient
                 fatal = self._fatal_message(exc)
                 if fatal is not None:
@@ -286,13 +388,18 @@ class LLMClient:
                     f"(llm.temperature, llm.max_tokens, llm.extra)")
         return None
 
-    def _to_completion(self, response: Any, sample_index: int, attempts: int, latency: float) -> Completion:
-        choice = response.choices[0]
-        text = choice.message.content or ""
-        finish = choice.finish_reason
+    def _to_completion(self, response: Any, sample_index: int, attempts: int, latency: float, choice: int = 0) -> Completion:
+        picked = response.choices[choice]
+        text = picked.message.content or ""
+        finish = picked.finish_reason
         usage = getattr(response, "usage", None)
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        if len(response.choices) > 1:
+            # an n-request: the prompt was processed once (counted on the first reply); the usage
+            # llama-server reports is the first reply's, so every reply's own tokens are counted here
+            prompt_tokens = prompt_tokens if choice == 0 else 0
+            completion_tokens = self._tokens_of(text)
         problem = None
         if not text.strip():
             problem = "empty content"
@@ -301,6 +408,14 @@ class LLMClient:
         return Completion(text=text, finish_reason=finish, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                           cost_usd=self._cost(response, prompt_tokens, completion_tokens), latency_s=round(latency, 4),
                           cached=False, attempts=attempts, sample_index=sample_index, problem=problem)
+
+    def _tokens_of(self, text: str) -> int:
+        if self._count_tokens is not None:
+            try:
+                return int(self._count_tokens(text))
+            except Exception as exc:  # accounting must not lose a reply
+                log.warning("token count failed (%s); using litellm's estimate", exc)
+        return int(self._litellm.token_counter(model=self.settings.model, text=text))
 
     def _cost(self, response: Any, prompt_tokens: int, completion_tokens: int) -> float:
         s = self.settings

@@ -27,10 +27,15 @@ def _plain(cfg: DictConfig | dict) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
 
 
+_FROM_SERVER = ("concurrency", "samples_per_request")
+
+
 def settings_from(cfg: dict[str, Any]) -> LLMSettings:
     known = {f.name for f in fields(LLMSettings)}
-    s = LLMSettings(**{k: v for k, v in cfg.items() if k in known})
+    # null concurrency / samples_per_request: decided by the local server once it knows its slots
+    s = LLMSettings(**{k: v for k, v in cfg.items() if k in known and not (v is None and k in _FROM_SERVER)})
     checks = [
+        (s.samples_per_request >= 1, f"llm.samples_per_request={s.samples_per_request} must be >= 1"),
         (s.concurrency >= 1, f"llm.concurrency={s.concurrency} must be >= 1"),
         (s.max_tokens >= 1, f"llm.max_tokens={s.max_tokens} must be >= 1"),
         (s.temperature >= 0, f"llm.temperature={s.temperature} must be >= 0"),
@@ -82,6 +87,7 @@ def open_llm(cfg: DictConfig | dict, run_dir: Path | None, identity: dict[str, A
     if mode not in MODES:
         raise ConfigError(f"llm.cache={mode!r}: choose one of {', '.join(MODES)}")
     settings = settings_from(c)
+    count_tokens = None
     with ExitStack() as stack:
         server_cfg = c.get("server")
         if server_cfg and mode != "replay":
@@ -94,12 +100,18 @@ def open_llm(cfg: DictConfig | dict, run_dir: Path | None, identity: dict[str, A
                 port=int(server_cfg.get("port") or 0), n_ctx=int(server_cfg.get("n_ctx", 8192)),
                 n_threads=server_cfg.get("n_threads"), startup_timeout_s=float(server_cfg.get("startup_timeout_s", 180)),
                 log_path=(Path(run_dir) / "llm_server.log") if run_dir else None, extra_args=server_cfg.get("extra_args"),
+                slots=server_cfg.get("slots"), binary=server_cfg.get("binary"),
             )
             stack.enter_context(server)
             settings.api_base = server.api_base
+            count_tokens = server.count_tokens
+            if c.get("concurrency") is None:  # requests in flight = the server's slots
+                settings.concurrency = server.slots
+            if c.get("samples_per_request") is None:  # one prompt's replies decoded together, its prompt processed once
+                settings.samples_per_request = server.slots
         key = preflight(settings, mode)
         cache = ResponseCache(Path(os.path.expandvars(str(c.get("cache_dir", "~/.cache/llmrl/llm")))), mode)
         transcript = Transcript(Path(run_dir) / TRANSCRIPT_FILE if run_dir else None)
-        client = LLMClient(settings, cache, transcript, api_key=key, identity=identity)
+        client = LLMClient(settings, cache, transcript, api_key=key, identity=identity, count_tokens=count_tokens)
         stack.callback(client.close)
         yield client
