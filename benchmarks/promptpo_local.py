@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -29,8 +30,7 @@ def per_seed(run_dir: Path, rounds: int) -> dict | None:
     if len(curve) < rounds:
         return None  # not that far yet
     metrics = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()][:rounds]
-    cfg = (run_dir / "config.yaml").read_text()
-    seed = int(next(line.split(":")[1] for line in cfg.splitlines() if line.startswith("seed:")))
+    seed = int(yaml.safe_load((run_dir / "config.yaml").read_text())["seed"])
     last = curve[-1]
     return {"seed": seed, "best_return": float(last["return_mean"]),
             "valid_code_rate": float(np.mean([m["promptpo/valid_code_rate"] for m in metrics])),

@@ -15,7 +15,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from llmrl.analysis.report import build, load_random_scores, random_policy_score  # noqa: E402
+from llmrl.analysis.report import NoRuns, build, load_random_scores, random_policy_score  # noqa: E402
 
 RANDOM_SCORES = REPO / "conf" / "analysis" / "random_scores.yaml"
 
@@ -57,17 +57,15 @@ def main() -> int:
         return 0
     if not args.roots:
         parser.error("give the run directories (e.g. runs/<experiment_name>)")
-    from llmrl.analysis.aggregate import find_run_dirs
-
-    if not find_run_dirs(args.roots):
-        print(f"error: no runs under {', '.join(str(r) for r in args.roots)} (a run directory holds config.yaml and "
-              f"curve.csv or summary.json); nothing to report", file=sys.stderr)
-        return 2
     notes = args.notes_file.read_text() if args.notes_file else ""
     if args.out is None:  # one report per sweep: a second sweep's report never overwrites the first's
         args.out = REPO / "results" / Path(args.roots[0]).resolve().name
-    report = build(args.roots, args.out, load_random_scores(RANDOM_SCORES), args.baseline, args.title, notes, args.reps,
-                   args.log_x, fidelity=args.fidelity if args.fidelity is not None else _fidelity_of(args.roots))
+    try:
+        report = build(args.roots, args.out, load_random_scores(RANDOM_SCORES), args.baseline, args.title, notes, args.reps,
+                       args.log_x, fidelity=args.fidelity if args.fidelity is not None else _fidelity_of(args.roots))
+    except NoRuns as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"wrote {report}")
     return 0
 

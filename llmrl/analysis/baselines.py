@@ -33,6 +33,8 @@ def _load_agent(run_dir: Path):
     from stable_baselines3 import PPO, SAC
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
+    from llmrl.sb3.venv import deterministic_act
+
     cfg = OmegaConf.load(run_dir / "config.yaml")
     spec = instantiate(cfg.env, _convert_="all")
     folder = run_dir / "checkpoint"
@@ -46,14 +48,7 @@ def _load_agent(run_dir: Path):
     norm = None
     if (folder / "vecnormalize.pkl").is_file():
         norm = VecNormalize.load(str(folder / "vecnormalize.pkl"), DummyVecEnv([lambda: spec.make()]))
-        norm.training = False
-
-    def act(obs: np.ndarray) -> np.ndarray:
-        if norm is not None and norm.norm_obs:
-            obs = norm.normalize_obs(obs)
-        return model.predict(obs, deterministic=True)[0]
-
-    return cfg, spec, act
+    return cfg, spec, deterministic_act(model, norm)  # acts on a batch of observations as well
 
 
 def evaluate_like_zoo(spec, act_batch: Callable[[np.ndarray], np.ndarray], eval_steps: int, seed: int,

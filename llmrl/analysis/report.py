@@ -16,12 +16,19 @@ from llmrl.analysis.aggregate import collect
 from llmrl.analysis.fidelity import markdown as fidelity_table
 
 
+class NoRuns(ValueError):
+    """The directories hold no run to report on."""
+
+
 def build(roots: Iterable[Path], out: Path, random_scores: dict[str, float], baseline: str = "ppo",
           title: str = "Results", notes: str = "", reps: int = 2000, log_x: bool = False,
           fidelity: list[Path] | None = None) -> Path:
+    runs, curves = collect(roots)
+    if runs.empty:
+        raise NoRuns(f"no runs under {', '.join(str(r) for r in roots)} (a run directory holds config.yaml and "
+                     f"curve.csv or summary.json); nothing to report")
     out.mkdir(parents=True, exist_ok=True)
     fig_dir = out / "figures"
-    runs, curves = collect(roots)
     runs["run_dir"] = [os.path.relpath(d) for d in runs["run_dir"]]
     runs.to_csv(out / "runs.csv", index=False)
     curves.to_csv(out / "curves.csv", index=False)

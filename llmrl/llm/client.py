@@ -156,13 +156,14 @@ class LLMClient:
         out: dict[int, Completion] = {}
         todo = []
         for i in range(n):
-            cached = self._from_cache(messages, i, tag)
+            ident = self._identify(messages, i, tag)
+            cached = self._from_cache(ident)
             if cached is not None:
                 out[i] = cached
             else:
-                todo.append(i)
+                todo.append(ident)
         groups = [todo[k:k + per] for k in range(0, len(todo), per)]
-        for group in self._pool.map(lambda g: self._complete_group(messages, g, tag), groups):
+        for group in self._pool.map(lambda g: self._complete_group(messages, g), groups):
             out.update({c.sample_index: c for c in group})
         return [out[i] for i in range(n)]
 
@@ -177,6 +178,7 @@ class LLMClient:
         return {**self.identity, "tag": tag, "sample_index": int(sample_index)}
 
     def _identify(self, messages: Messages, sample_index: int, tag: str) -> tuple[dict, dict, str, dict]:
+        """(draw, sampling params, cache key, transcript record) of one sample."""
         draw = self.draw(tag, sample_index)
         params = self._sampling_params(draw)
         key = request_key(self.settings.model, messages, params, draw)
@@ -184,14 +186,15 @@ class LLMClient:
                   "params": params, "cache_key": key, "time": time.time()}
         return draw, params, key, record
 
-    def _from_cache(self, messages: Messages, sample_index: int, tag: str) -> Completion | None:
+    def _from_cache(self, ident: tuple[dict, dict, str, dict]) -> Completion | None:
         """The cached completion of this draw (accounted and in the transcript), or None."""
-        _, _, key, record = self._identify(messages, sample_index, tag)
+        _, _, key, record = ident
         cached = self.cache.get(key)
         if cached is None:
             return None
-        self._reserve()
-        completion = Completion(**{**cached, "cached": True, "latency_s": 0.0, "attempts": 0, "sample_index": sample_index})
+        self._reserve()  # caps count cached calls too, so a replay stops where the original stopped
+        completion = Completion(**{**cached, "cached": True, "latency_s": 0.0, "attempts": 0,
+                                   "sample_index": record["sample_index"]})
         self._account(completion)
         self.transcript.append({**record, **self._response_record(completion)})
         self._notify(completion)
@@ -204,55 +207,56 @@ class LLMClient:
             except Exception as exc:  # a display must never lose a reply
                 log.debug("reply listener failed: %s", exc)
 
-    def _complete_group(self, messages: Messages, indices: list[int], tag: str) -> list[Completion]:
-        """Samples `indices` of one prompt in one request with n = len(indices). The server gives
+    def _complete_group(self, messages: Messages, ids: list[tuple[dict, dict, str, dict]]) -> list[Completion]:
+        """Uncached samples of one prompt in one request with n = len(ids). The server gives
         reply j the seed of the first draw + j (llama-server's rule for n > 1); each reply is
         cached under its own draw, so a later run with another grouping finds it."""
-        if len(indices) == 1:
-            return [self.complete(messages, sample_index=indices[0], tag=tag)]
-        ids = [self._identify(messages, i, tag) for i in indices]
+        if len(ids) == 1:
+            return [self._fresh(messages, ids[0])]
         if self.cache.mode == "replay":
-            draw, _, key, record = ids[0]
-            self._replay_miss(messages, draw, key, record)
+            self._replay_miss(messages, ids[0])
         reserved = 0
         try:
-            for _ in indices:
+            for _ in ids:
                 self._reserve()
                 reserved += 1
-            params = {**ids[0][1], "n": len(indices)}
+            params = {**ids[0][1], "n": len(ids)}
             response, attempts, latency = self._post(messages, params, ids[0][3])
         except Exception:
             with self._lock:
                 self.usage.calls -= reserved
-                self.usage.failures += 1 if reserved == len(indices) else 0
+                self.usage.failures += 1 if reserved == len(ids) else 0
             raise
-        got = min(len(response.choices), len(indices))
+        got = min(len(response.choices), len(ids))
         out = []
         for j, (draw, own_params, key, record) in enumerate(ids[:got]):
-            c = self._to_completion(response, indices[j], attempts, latency, choice=j)
+            c = self._to_completion(response, record["sample_index"], attempts, latency, choice=j)
             used = {**own_params, "seed": params["seed"] + j} if "seed" in params else dict(own_params)
-            used["n_in_request"] = len(indices)
+            used["n_in_request"] = len(ids)
             self._store(c, key, messages, used, draw, record)
             out.append(c)
-        if got < len(indices):  # a server that ignores `n`: the rest one by one
+        if got < len(ids):  # a server that ignores `n`: the rest one by one
             log.warning("%s answered %d of n=%d replies; asking for the rest one at a time (set llm.samples_per_request=1)",
-                        self.settings.model, got, len(indices))
+                        self.settings.model, got, len(ids))
             with self._lock:
-                self.usage.calls -= len(indices) - got
-            out += [self.complete(messages, sample_index=i, tag=tag) for i in indices[got:]]
+                self.usage.calls -= len(ids) - got
+            out += [self._fresh(messages, ident) for ident in ids[got:]]
         return out
 
     def complete(self, messages: Messages, sample_index: int = 0, tag: str = "") -> Completion:
         messages = self._with_system(messages)
-        cached = self._from_cache(messages, sample_index, tag)
-        if cached is not None:
-            return cached
-        draw, params, key, record = self._identify(messages, sample_index, tag)
+        ident = self._identify(messages, sample_index, tag)
+        cached = self._from_cache(ident)
+        return cached if cached is not None else self._fresh(messages, ident)
+
+    def _fresh(self, messages: Messages, ident: tuple[dict, dict, str, dict]) -> Completion:
+        """One uncached sample: requested, accounted, cached, transcribed (a miss in replay mode)."""
+        draw, params, key, record = ident
         if self.cache.mode == "replay":
-            self._replay_miss(messages, draw, key, record)
-        self._reserve()  # caps count cached calls too, so a replay stops where the original stopped
+            self._replay_miss(messages, ident)
+        self._reserve()
         try:
-            completion = self._request(messages, params, sample_index, record)
+            completion = self._request(messages, params, record["sample_index"], record)
         except Exception:
             with self._lock:
                 self.usage.calls -= 1  # the reserved call never completed
@@ -267,7 +271,8 @@ class LLMClient:
             return messages
         return [{"role": "system", "content": system}, *messages]
 
-    def _replay_miss(self, messages: Messages, draw: dict, key: str, record: dict) -> None:
+    def _replay_miss(self, messages: Messages, ident: tuple[dict, dict, str, dict]) -> None:
+        draw, _, key, record = ident
         last = str(messages[-1].get("content", ""))[:200] if messages else ""
         self.transcript.append({**record, "error": "replay miss"})
         raise LLMReplayMiss(
@@ -422,6 +427,9 @@ class LLMClient:
         if s.cost_per_input_token is not None or s.cost_per_output_token is not None:
             return prompt_tokens * (s.cost_per_input_token or 0.0) + completion_tokens * (s.cost_per_output_token or 0.0)
         try:
+            if len(response.choices) > 1:  # one reply of an n-request: its own tokens, not the whole response's
+                return float(sum(self._litellm.cost_per_token(model=s.model, prompt_tokens=prompt_tokens,
+                                                              completion_tokens=completion_tokens)))
             return float(self._litellm.completion_cost(completion_response=response))
         except Exception:
             if not self._warned_price:
