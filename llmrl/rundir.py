@@ -3,16 +3,20 @@ finished summary) is continued only with `resume`, and only with the same config
 the user did not allow with `resume_allow_changes` is refused with a one-line diff, whether the
 run is finished or not. What was allowed is recorded (`config_changes.json`, and the summary).
 A directory whose run failed before its first curve point holds nothing worth keeping and is
-simply used again."""
+simply used again. One process at a time uses a directory (`exclusive`): two sweeps that overlap, or
+a run started again while it still runs, would otherwise both resume it and interleave their writes."""
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -25,6 +29,7 @@ from llmrl.tracking import CURVE_FILE, SUMMARY_FILE, read_curve
 log = logging.getLogger(__name__)
 CONFIG_FILE = "config.yaml"
 CHANGES_FILE = "config_changes.json"
+LOCK_FILE = ".run.lock"   # flock-ed while a process uses the directory; the kernel drops it when that process dies
 
 
 @dataclass
@@ -34,6 +39,30 @@ class Start:
     checkpoint: Checkpoint | None = None
     finished: dict[str, Any] | None = None          # the summary of a finished run left as it is
     changes: list[dict[str, Any]] = field(default_factory=list)
+
+
+@contextmanager
+def exclusive(run_dir: Path) -> Iterator[None]:
+    """Hold the run directory for this process, or refuse at once naming the holder. An flock,
+    not a pid file: a run killed with -9 leaves nothing that blocks its resumption."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise ConfigError(
+            f"{run_dir} is in use by another process (pid {holder}, e.g. an overlapping sweep or the same command "
+            f"still running); wait for it to finish or stop it (kill {holder}; it resumes from its last checkpoint), "
+            f"then run this again"
+        ) from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def holds_a_run(run_dir: Path) -> bool:

@@ -159,12 +159,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     SandboxSettings.from_config(cfg.sandbox)  # a bad sandbox value is one line now, not after the LLM started
 
     checkpoints = CheckpointDir(run_dir)
-    start = rundir.prepare(cfg, run_dir, resume)
-    if start.finished is not None:
-        return start.finished
-    checkpoint = start.checkpoint
-
     with ExitStack() as stack:
+        stack.enter_context(rundir.exclusive(run_dir))  # one process per run directory, from the check to the end
+        start = rundir.prepare(cfg, run_dir, resume)
+        if start.finished is not None:
+            return start.finished
+        checkpoint = start.checkpoint
         llm = None
         if method.needs_llm:  # built and checked before any environment work (DESIGN §3.3)
             if cfg.llm.name == "none":

@@ -90,11 +90,15 @@ def test_resume_after_kill_yields_one_clean_curve(run_dir, tmp_path):
             assert proc.poll() is None, f"run ended before it could be killed: {proc.stderr.read()[-2000:]}"
             time.sleep(0.2)
         assert len(read_curve(run_dir)) >= 4
+        proc.send_signal(signal.SIGSTOP)  # still holding its run directory: a second process must not resume it too
+        second = run_cli(*args, "resume=true")
+        assert second.returncode == 2 and f"is in use by another process (pid {proc.pid}" in second.stderr, second.stderr[-2000:]
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     killed_at = read_curve(run_dir)[-1]["env_steps"]
     assert killed_at < 30000 and not (run_dir / "summary.json").exists()
+    # the kernel dropped the killed process's hold on the directory: resuming needs nothing cleaned up
     run_id = (run_dir / "wandb_run_id.txt").read_text()
 
     run_cli(*args, "resume=true", check=True)
