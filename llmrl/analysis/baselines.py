@@ -220,7 +220,9 @@ def markdown(table: pd.DataFrame, runs: pd.DataFrame, commands: list[str], sourc
                      f"{r.wall_s_total / 60:.0f} min of training in all): {r.per_seed}.")
         if r.diagnosis:
             lines.append(f"  {r.diagnosis}")
-    lines += ["", "## Runs", "", "| run | env steps | eval episodes | score | training wall time |", "|---|---:|---:|---:|---:|"]
+    lines += ["", "## Runs", "", "Training wall time is the run's own clock (carried across resumptions), as measured: runs that shared "
+              "their cores with other work took longer than they would alone.", "",
+              "| run | env steps | eval episodes | score | training wall time |", "|---|---:|---:|---:|---:|"]
     for r in runs.sort_values(["env", "algo", "seed"]).itertuples():
         lines.append(f"| {r.label} | {int(r.total_env_steps):,} | {r.episodes} | {_fmt(r.score)} | {r.wall_s / 60:.1f} min |")
     lines += ["", "Commands that made them (resumable: rerunning one continues it):", "", "```"] + commands + ["```", ""]
