@@ -3,9 +3,11 @@ best policy so far (PromptPO's curve), the valid-code rate (runnable after repai
 rate, repairs, LLM calls and tokens, wall time; then the mean over seeds with a 95% bootstrap CI.
 It reads finished runs; the commands that make them are in benchmarks/README.md, e.g.
 
-    python run.py -m experiment=quickstart method=promptpo seed=0,1,2,3,4 experiment_name=promptpo_local_cartpole \\
-        method_overrides.promptpo.rounds=5
-    .venv/bin/python benchmarks/promptpo_local.py runs/promptpo_local_cartpole --rounds 3 5
+    Q="method=promptpo env=cartpole experiment_name=promptpo_local_cartpole method.n_candidates=4 \\
+       method.episodes_per_candidate=5 method.max_repairs=1"
+    python run.py -m $Q seed=0,1,2,3,4 method.rounds=2
+    python run.py -m $Q seed=0,1,2,3,4 method.rounds=5 resume=true "resume_allow_changes=[method.rounds]"
+    .venv/bin/python benchmarks/promptpo_local.py runs/promptpo_local_cartpole --rounds 2 5
 """
 from __future__ import annotations
 
