@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     published = baselines.load_published(args.published)
     table = baselines.comparison(runs, published, diagnosis or {}, reps=args.reps)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    text = baselines.markdown(table, runs, _commands(runs), published.get("sources", {}), args.eval_steps)
+    text = baselines.markdown(table, runs, _commands(runs), published.get("sources", {}), args.eval_steps, args.reps)
     if pending:
         text += "Not finished yet, so not in the tables: " + ", ".join(pending) + ".\n"
     args.out.write_text(text)

@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 
 ZOO_EVAL_FILE = "zoo_eval.json"
-# what travels to results/<sweep>/runs/ so the table can be rebuilt without the checkpoints
+# what travels to the archive (results/baselines_zoo/archive/) so the table can be rebuilt without the checkpoints
 ARCHIVED_FILES = ("config.yaml", "summary.json", "curve.csv", ZOO_EVAL_FILE)
 
 
@@ -189,7 +189,8 @@ def _published(mean: Any, std: Any, env_id: Any, budget: Any) -> str:
     return "-" if _missing(mean) else f"{_fmt(mean)} ± {_fmt(std)} ({env_id}, {int(budget):,})"
 
 
-def markdown(table: pd.DataFrame, runs: pd.DataFrame, commands: list[str], sources: dict[str, str], eval_steps: int) -> str:
+def markdown(table: pd.DataFrame, runs: pd.DataFrame, commands: list[str], sources: dict[str, str], eval_steps: int,
+             reps: int = 2000) -> str:
     lines = [
         "# Baselines against rl-baselines3-zoo",
         "",
@@ -199,7 +200,7 @@ def markdown(table: pd.DataFrame, runs: pd.DataFrame, commands: list[str], sourc
         f"**Protocol.** Each run's final agent is evaluated as the zoo's benchmark does: deterministic actions, the",
         f"training normaliser frozen, episodes until {eval_steps:,} steps (every started episode finished). The score",
         "of a run is the mean return of those episodes; the table's statistics are over seeds: mean and IQM with 95%",
-        "stratified-bootstrap CIs (rliable, percentile method, 2000 resamples).",
+        f"stratified-bootstrap CIs (rliable, percentile method, {reps} resamples).",
         f"**Published.** zoo: {sources.get('zoo')}. CleanRL: {sources.get('cleanrl')}; different hyperparameters and",
         "budgets, shown for scale only. \"zoo in CI\" says whether the zoo's mean lies inside our CI of the mean.",
         "",

@@ -149,10 +149,10 @@ class LLMClient:
     def sample(self, messages: Messages, n: int, tag: str = "") -> list[Completion]:
         """N independent completions of one prompt, concurrently, returned in sample order. With
         `samples_per_request` > 1 the ones not in the cache go out in requests of that many replies."""
-        messages = self._with_system(messages)
         per = max(1, int(self.settings.samples_per_request))
-        if per == 1 or n == 1:
+        if per == 1 or n == 1:  # complete() adds the system message
             return list(self._pool.map(lambda i: self.complete(messages, sample_index=i, tag=tag), range(n)))
+        messages = self._with_system(messages)
         out: dict[int, Completion] = {}
         todo = []
         for i in range(n):
@@ -266,10 +266,9 @@ class LLMClient:
         return completion
 
     def _with_system(self, messages: Messages) -> Messages:
+        """The method's messages behind `llm.system_prompt` (added once per request, by its one entry point)."""
         system = self.settings.system_prompt
-        if not system or (messages and messages[0].get("role") == "system" and messages[0].get("content") == system):
-            return messages
-        return [{"role": "system", "content": system}, *messages]
+        return [{"role": "system", "content": system}, *messages] if system else messages
 
     def _replay_miss(self, messages: Messages, ident: tuple[dict, dict, str, dict]) -> None:
         draw, _, key, record = ident
