@@ -45,9 +45,12 @@ def run_episode(env, act: Callable[[Any], Any], seed: int, success_key: str | No
     return total, (success if success_key is not None else None), steps
 
 
-def evaluate(spec: EnvSpec, act: Callable[[Any], Any], seeds: list[int]) -> EvalResult:
-    """Roll out `act` for one episode per seed on a fresh, uncounted env."""
+def evaluate(spec: EnvSpec, act: Callable[[Any], Any], seeds: list[int],
+             wrap: Callable[[Any], Any] | None = None) -> EvalResult:
+    """Roll out `act` for one episode per seed on a fresh, uncounted env (`wrap`ped where the
+    policy acts through a wrapper, e.g. a residual on a guide)."""
     env = spec.make(seed=seeds[0])
+    env = wrap(env) if wrap is not None else env
     try:
         returns, successes, lengths = [], [], []
         for s in seeds:

@@ -171,7 +171,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 raise ConfigError(f"method={method.name} needs an LLM: choose one with llm=local|gemini|gpt|claude|ollama|vllm")
             from llmrl.llm import open_llm
 
-            identity = {"experiment": str(cfg.experiment_name), "env": spec.name, "method": method.name, "seed": seed}
+            # whose draws these are: a method may share them with another (RL started from PromptPO's policy
+            # draws PromptPO's replies, so a seed's hybrids and PromptPO alone start from the same rounds)
+            identity = {"experiment": str(cfg.experiment_name), "env": spec.name,
+                        "method": getattr(method, "llm_identity", method.name), "seed": seed}
             if cfg.get("variant"):
                 identity["variant"] = str(cfg.variant)
             llm = stack.enter_context(open_llm(cfg.llm, run_dir, identity))

@@ -181,7 +181,10 @@ def test_preset_composes_every_run_it_sweeps(preset):
                 table = run_cfg.method_overrides
                 expected = {**(table.get(method) or {}), **(table.get(f"{method}@{env}") or {})}
                 for key, value in expected.items():
-                    assert run_cfg.method[key] == value
+                    if isinstance(value, dict) or OmegaConf.is_dict(value):  # a nested override merges into its node
+                        assert all(run_cfg.method[key][k] == v for k, v in value.items()), key
+                    else:
+                        assert run_cfg.method[key] == value
 
 
 def test_local_launcher_runs_in_parallel_and_records(tmp_path):

@@ -96,7 +96,9 @@ def build(roots: Iterable[Path], out: Path, random_scores: dict[str, float], bas
         lines += ["## Env steps to reach the baseline's final score", "",
                   f"Target per env: the mean final score of {baseline}. `median` = median env steps of the runs that reached it "
                   f"(the first evaluation after training started at or above the target; the untrained policy's step-0 "
-                  f"evaluation does not count), `reached` of `runs`; ratio < 1 means fewer interactions than {baseline}.", "",
+                  f"evaluation does not count), `reached` of `runs`; ratio < 1 means fewer interactions than {baseline}. "
+                  f"`median_all` counts a run that never reached it as inf, with its 95% percentile-bootstrap CI over seeds "
+                  f"(`median_all_low`, `median_all_high`; inf = not reached at that quantile).", "",
                   tables.markdown(ratio), ""]
         (out / "steps_to_target.tex").write_text(tables.latex(ratio, f"Env steps to reach {baseline}'s final score."))
 

@@ -151,9 +151,24 @@ def steps_ratio_to(table: pd.DataFrame, baseline: str = "ppo") -> pd.DataFrame:
     """Median steps-to-target per method and env, and its ratio to the baseline's (< 1 = fewer)."""
     med = table.groupby(["method", "env"])["steps"].agg(median="median", reached=lambda s: int(s.notna().sum()),
                                                          runs="size").reset_index()
+    # over every run, a run that never reached the target counting as infinitely many steps: the median
+    # time to target and its 95% percentile-bootstrap CI over seeds (inf = not reached at that quantile)
+    spans = {key: _median_ci(g.to_numpy(dtype=float)) for key, g in table.groupby(["method", "env"])["steps"]}
+    med["median_all"] = [spans[(m, e)][0] for m, e in zip(med["method"], med["env"])]
+    med["median_all_low"] = [spans[(m, e)][1] for m, e in zip(med["method"], med["env"])]
+    med["median_all_high"] = [spans[(m, e)][2] for m, e in zip(med["method"], med["env"])]
     base = med[med["method"] == baseline].set_index("env")["median"]
     med["ratio_to_" + baseline] = [m / base[e] if e in base and base[e] > 0 else np.nan for m, e in zip(med["median"], med["env"])]
     return med
+
+
+def _median_ci(steps: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    x = np.where(np.isnan(steps), np.inf, steps)
+    if len(x) < 2:
+        return float(np.median(x)) if len(x) else np.nan, np.nan, np.nan
+    rng = np.random.default_rng(seed)
+    medians = np.median(x[rng.integers(0, len(x), (reps, len(x)))], axis=1)
+    return float(np.median(x)), float(np.percentile(medians, 2.5, method="lower")), float(np.percentile(medians, 97.5, method="higher"))
 
 
 def curve_on_grid(curves: pd.DataFrame, grid: np.ndarray, metric: str = "return_mean") -> dict[tuple, np.ndarray]:

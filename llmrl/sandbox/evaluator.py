@@ -301,23 +301,13 @@ class Evaluator:
                             what = f"an episode took longer than {episode_limit:g} s (step {length} of episode {episode + 1})"
                         else:
                             what = f"one act() call took longer than {act_limit:g} s (step {length} of episode {episode + 1})"
-                        raise _Failure({"kind": "timeout", "message": f"{what}; make act() faster or avoid infinite loops "
+                        raise Failure({"kind": "timeout", "message": f"{what}; make act() faster or avoid infinite loops "
                                         f"(the policy's process was killed from outside)", "traceback": ""}) from None
-                    if kind != ACTION_INT and kind != ACTION_BOX:
-                        if kind == ERROR:
-                            raise _Failure(_child_error(payload, caps), killed=False)
-                        raise Tampering(f"an unexpected frame of kind {kind} during episode {episode + 1}")
-                    try:
-                        action = decode_action(kind, payload)
-                    except InvalidAction as exc:
-                        raise _Failure({"kind": "invalid_action", "message": f"invalid action at step {length} of episode "
-                                        f"{episode + 1}: {exc}", "traceback": ""}) from None
-                    except WireError as exc:
-                        raise Tampering(str(exc)) from None
+                    action = checked_action(kind, payload, decode_action, caps, length, episode + 1)
                     try:
                         next_obs, env_reward, terminated, truncated, info = env.step(action)
                     except Exception as exc:  # e.g. MuJoCo's instability check, after an extreme action
-                        raise _Failure({"kind": "env_error", "message": f"the environment raised "
+                        raise Failure({"kind": "env_error", "message": f"the environment raised "
                                         f"{type(exc).__name__}: {str(exc)[:300]} at step {length} of episode "
                                         f"{episode + 1}, after the action {np.asarray(action).tolist()}",
                                         "traceback": ""}) from None
@@ -345,7 +335,7 @@ class Evaluator:
                 if keep:
                     trajectories.append(traj)
             kill = False
-        except _Failure as failure:
+        except Failure as failure:
             result["error"], kill = failure.error, failure.killed
         except FrameTooLarge as exc:
             result["error"] = _tampering("the policy's process", exc)
@@ -364,9 +354,9 @@ class Evaluator:
         try:
             got, payload = chan.recv(deadline)
         except ChannelTimeout:
-            raise _Failure({"kind": "timeout", "message": timeout_message, "traceback": ""}) from None
+            raise Failure({"kind": "timeout", "message": timeout_message, "traceback": ""}) from None
         if got == ERROR:
-            raise _Failure(_child_error(payload, caps), killed=False)
+            raise Failure(_child_error(payload, caps), killed=False)
         if got != kind:
             raise Tampering(f"an unexpected frame of kind {got} instead of {chr(kind)}")
         return _json(payload)
@@ -391,7 +381,7 @@ class Evaluator:
                 summaries.append(str(text)[: int(caps["summary_chars"])])
             result["feedback"] = summaries
             kill = False
-        except _Failure as failure:
+        except Failure as failure:
             result["feedback_error"], kill = failure.error, failure.killed
         except FrameTooLarge as exc:
             result["feedback_error"] = _tampering("the Feedback class's process", exc)
@@ -405,7 +395,23 @@ class Evaluator:
                 self.parent.end(chan, kill)
 
 
-class _Failure(Exception):
+def checked_action(kind: int, payload: bytes, decode_action, caps: dict[str, Any], step: int, episode: int) -> Any:
+    """The child's answer to one observation: an action inside the space, or the failure it
+    stands for (its own error report, an invalid action, or a broken protocol)."""
+    if kind != ACTION_INT and kind != ACTION_BOX:
+        if kind == ERROR:
+            raise Failure(_child_error(payload, caps), killed=False)
+        raise Tampering(f"an unexpected frame of kind {kind} during episode {episode}")
+    try:
+        return decode_action(kind, payload)
+    except InvalidAction as exc:
+        raise Failure({"kind": "invalid_action", "message": f"invalid action at step {step} of episode {episode}: {exc}",
+                        "traceback": ""}) from None
+    except WireError as exc:
+        raise Tampering(str(exc)) from None
+
+
+class Failure(Exception):
     def __init__(self, error: dict[str, Any], killed: bool = True) -> None:
         super().__init__(error["message"])
         self.error, self.killed = error, killed

@@ -116,6 +116,25 @@ class SandboxSettings:
                 "job_timeout_s": self.job_timeout_s}
 
 
+def choose_mode(settings: SandboxSettings) -> tuple[str, str]:
+    """(bwrap or process, why): bubblewrap where it works, the plain-process fallback (with its
+    warning) where it does not and the settings allow it."""
+    backend = settings.backend
+    if backend == "process":
+        if settings.require_namespaces:
+            raise ConfigError("sandbox.backend=process contradicts sandbox.require_namespaces=true")
+        log.warning(launch.fallback_warning("sandbox.backend=process", settings.uid))
+        return "process", "sandbox.backend=process"
+    problem = launch.bwrap_problem(settings.scratch_mb)
+    if problem is None:
+        return "bwrap", "bubblewrap namespaces"
+    if backend == "bwrap" or settings.require_namespaces:
+        raise ConfigError(f"the sandbox needs bubblewrap namespaces, but {problem}; install bubblewrap and allow "
+                          f"unprivileged user namespaces, or set sandbox.require_namespaces=false to fall back")
+    log.warning(launch.fallback_warning(problem, settings.uid))
+    return "process", problem
+
+
 class Sandbox:
     """`with Sandbox(settings, workdir) as sb: sb.run_many(jobs)`. `workdir` holds the workers'
     logs (and, without bubblewrap, their scratch directories); nothing of a job stays there."""
@@ -125,31 +144,11 @@ class Sandbox:
         self.scratch_root = Path(scratch_root)
         self.scratch_root.mkdir(parents=True, exist_ok=True)
         self.workers = int(settings.workers or os.cpu_count() or 1)
-        self.mode, self.mode_reason = self._choose_mode()
+        self.mode, self.mode_reason = choose_mode(settings)
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: list[_Worker] = []
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sandbox")
         self.uid: int | None = None
-
-    def _choose_mode(self) -> tuple[str, str]:
-        if self.settings.returns not in ("described", "env"):
-            raise ConfigError(f"sandbox.returns={self.settings.returns!r}: choose described or env")
-        backend = self.settings.backend
-        if backend not in ("auto", "bwrap", "process"):
-            raise ConfigError(f"sandbox.backend={backend!r}: choose auto, bwrap or process")
-        if backend == "process":
-            if self.settings.require_namespaces:
-                raise ConfigError("sandbox.backend=process contradicts sandbox.require_namespaces=true")
-            log.warning(launch.fallback_warning("sandbox.backend=process", self.settings.uid))
-            return "process", "sandbox.backend=process"
-        problem = launch.bwrap_problem(self.settings.scratch_mb)
-        if problem is None:
-            return "bwrap", "bubblewrap namespaces"
-        if backend == "bwrap" or self.settings.require_namespaces:
-            raise ConfigError(f"the sandbox needs bubblewrap namespaces, but {problem}; install bubblewrap and allow "
-                              f"unprivileged user namespaces, or set sandbox.require_namespaces=false to fall back")
-        log.warning(launch.fallback_warning(problem, self.settings.uid))
-        return "process", problem
 
     def describe(self) -> dict[str, Any]:
         return {"mode": self.mode, "reason": self.mode_reason, "workers": self.workers, "uid": self.uid,

@@ -28,7 +28,8 @@ class CurveCallback(BaseCallback):
     Hooks: `extra_point()` adds method columns to each point; `write_files(model, folder)` adds
     files to a checkpoint; `extra_state()` adds keys to its state; `stop_at` ends learning once
     the counter reaches it (methods whose own rollouts also spend env steps): mid-rollout by
-    returning False, between rollouts by raising BudgetReached (the caller catches it)."""
+    returning False, between rollouts by raising BudgetReached (the caller catches it);
+    `eval_wrap` wraps the evaluation env where the agent acts through a wrapper (a residual)."""
 
     def __init__(
         self,
@@ -41,6 +42,7 @@ class CurveCallback(BaseCallback):
         write_files: Callable[[Any, Path], None] | None = None,
         extra_state: Callable[[], dict[str, Any]] | None = None,
         stop_at: int | None = None,
+        eval_wrap: Callable[[Any], Any] | None = None,
     ) -> None:
         super().__init__()
         self.ctx, self.venv = ctx, venv
@@ -51,6 +53,7 @@ class CurveCallback(BaseCallback):
         self._write_files = write_files
         self._extra_state = extra_state or dict
         self.stop_at = stop_at
+        self.eval_wrap = eval_wrap
         self.eval_wall_s = 0.0  # time spent evaluating (this process), reported in the summary
         self._save_due = False
 
@@ -59,7 +62,7 @@ class CurveCallback(BaseCallback):
         of `at` (boundaries passed under this same policy)."""
         at = at or (self.ctx.counter.steps,)
         start = time.perf_counter()
-        result = evaluate(self.ctx.spec, deterministic_act(self.model, self.venv), self.ctx.eval_seeds())
+        result = evaluate(self.ctx.spec, deterministic_act(self.model, self.venv), self.ctx.eval_seeds(), self.eval_wrap)
         self.eval_wall_s += time.perf_counter() - start
         extra = self._extra_point()
         for i, steps in enumerate(at):
@@ -68,6 +71,12 @@ class CurveCallback(BaseCallback):
         self._save_due = self.write_checkpoints
 
     def _on_rollout_start(self) -> None:
+        # Steps taken since the last step hook (resets inside learn's set-up, a jump-start roll-in, a
+        # method's own rollouts) may have passed boundaries: their points come before the checkpoint,
+        # so a resumed run never finds a point beyond its checkpoint's boundaries
+        points = self.ctx.tracker.points
+        if not points or self.ctx.counter.steps > points[-1]["env_steps"]:
+            self._log_passed(self.ctx.counter.steps)
         if self._save_due:  # between two rollouts: nothing half-collected to lose
             self.save(self.ctx.counter.steps)
         if self.stop_at is not None and self.ctx.counter.steps >= self.stop_at:
@@ -96,20 +105,24 @@ class CurveCallback(BaseCallback):
         steps = self.ctx.counter.steps
         if steps % 256 < self.training_env.num_envs:
             self.ctx.tracker.progress(steps)
-        if steps >= self.next_eval:
-            # Usually one boundary is passed (the point is at the step count). Steps spent outside
-            # PPO's rollouts (ULTRA's identification, StateMask's training) can pass several under
-            # one unchanged policy: each gets its point, at its boundary, from one evaluation.
-            passed = []
-            while self.next_eval <= steps:
-                passed.append(self.next_eval)
-                self.next_eval += self.eval_every
-            self.evaluate_and_log(at=tuple(passed) if len(passed) > 1 else ())
+        self._log_passed(steps)
         if self.stop_at is None or steps < self.stop_at:
             return True
         # at the budget: a rollout that ends exactly here is still trained on
         buf = getattr(self.model, "rollout_buffer", None)
         return steps == self.stop_at and buf is not None and buf.pos == buf.buffer_size - 1
+
+    def _log_passed(self, steps: int) -> None:
+        """Usually one boundary is passed (the point is at the step count). Steps spent outside
+        the algorithm's rollouts (ULTRA's identification, StateMask's training, roll-ins) can pass
+        several under one unchanged policy: each gets its point, at its boundary, from one evaluation."""
+        if steps < self.next_eval:
+            return
+        passed = []
+        while self.next_eval <= steps:
+            passed.append(self.next_eval)
+            self.next_eval += self.eval_every
+        self.evaluate_and_log(at=tuple(passed) if len(passed) > 1 else ())
 
     def final_point(self) -> None:
         """A last point at the final step count, unless the latest point is already there, and

@@ -36,6 +36,8 @@ def _layers(env) -> list:
 def _picklable(value: Any) -> bool:
     if isinstance(value, StepCounter):
         return False  # shared by reference with the run; its value is the checkpoint's env_steps
+    if getattr(value, "restored_by_owner", False):
+        return False  # shared by several envs (a curriculum, a sandboxed guide): its owner saves and restores it
     try:
         pickle.dumps(value)
         return True
