@@ -35,6 +35,9 @@ def _run_record(run_dir: Path) -> tuple[dict, list[dict]]:
     # a variant (e.g. another learning rate) is a method of its own in every table, never more seeds of the default
     method = f"{(cfg.get('method') or {}).get('name')}{cfg.get('variant') or ''}"
     llm = (cfg.get("llm") or {}).get("name", "none")
+    node = cfg.get("method") or {}
+    if "guide_policy" in node:  # RL from a guide: where the guide came from is part of what the method is
+        method += " (file guide)" if node.get("guide_policy") else f" ({llm} PromptPO guide)"
     if method in ("ppo", "sac"):
         llm = "none"  # an RL baseline uses no LLM, whatever llm group was composed
     record = {"experiment": cfg.get("experiment_name"), "method": method, "env": (cfg.get("env") or {}).get("name"),
