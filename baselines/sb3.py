@@ -103,12 +103,12 @@ class SB3Baseline:
             ctx.tracker.log_artifact(f"{ctx.tracker.label}-model", "model",
                                      [latest.path / "model.zip", latest.path / "vecnormalize.pkl"],
                                      {"algo": self.algo, "env_steps": latest.env_steps})
-        return {"algo": self.algo, "total_steps": total, "eval_wall_s": round(callback.eval_wall_s, 3), "hparams": _printable(self.hp)}
+        return {"algo": self.algo, "total_steps": total, "eval_wall_s": round(callback.eval_wall_s, 3), "hparams": hyperparams.printable(self.hp)}
 
 
     def effective_config(self) -> dict[str, Any]:
         """What this run trains with, after the per-env table and the overrides (known before training)."""
-        return {"algo": self.algo, "total_steps": self._planned, "hparams": _printable(self.hp)}
+        return {"algo": self.algo, "total_steps": self._planned, "hparams": hyperparams.printable(self.hp)}
 
     def _changed_hparams(self, ctx: RunContext) -> dict[str, Any]:
         """SB3 constructor arguments among the changes resume_allow_changes let through (e.g. a
@@ -123,7 +123,3 @@ class SB3Baseline:
 
 def _save_replay_buffer(model, folder: Path) -> None:
     model.save_replay_buffer(str(folder / "replay_buffer.pkl"))
-
-
-def _printable(hp: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v if isinstance(v, (int, float, str, bool, list, dict)) or v is None else str(v)) for k, v in hp.items()}

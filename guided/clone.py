@@ -13,6 +13,8 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.vec_env import VecNormalize
 
+from guided.replay import store
+
 
 def discounted_returns(rewards: np.ndarray, starts: np.ndarray, gamma: float) -> np.ndarray:
     """Monte-Carlo return from each step to the end of its episode."""
@@ -25,7 +27,7 @@ def discounted_returns(rewards: np.ndarray, starts: np.ndarray, gamma: float) ->
     return out
 
 
-def _take_in(venv, data: dict[str, np.ndarray], gamma: float) -> tuple[np.ndarray, np.ndarray]:
+def _take_in(venv, data: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Update the normaliser's statistics with the guide's data; the agent's view of it."""
     obs, rewards = data["obs"], data["rewards"]
     if not isinstance(venv, VecNormalize):
@@ -38,14 +40,14 @@ def _take_in(venv, data: dict[str, np.ndarray], gamma: float) -> tuple[np.ndarra
             ret = (0.0 if start else ret * venv.gamma) + r
             seen.append(ret)
         venv.ret_rms.update(np.asarray(seen))
-        rewards = np.asarray([venv.normalize_reward(np.array([r]))[0] for r in rewards])
+        rewards = venv.normalize_reward(rewards)
     return venv.normalize_obs(obs).astype(np.float32), rewards
 
 
 def clone(model, venv, data: dict[str, np.ndarray], epochs: int, batch_size: int, learning_rate: float,
           value_fit: bool, gamma: float, seed: int) -> dict[str, Any]:
     """Train `model`'s actor (and critic) on the guide's data; the losses before and after."""
-    obs, rewards = _take_in(venv, data, gamma)
+    obs, rewards = _take_in(venv, data)
     targets = discounted_returns(rewards, data["starts"], gamma)
     space = model.action_space
     discrete = isinstance(space, gym.spaces.Discrete)
@@ -113,15 +115,11 @@ def _losses(model, obs, actions, returns, discrete: bool, sac: bool, value_fit: 
 
 
 def _fill_replay(model, data: dict[str, np.ndarray]) -> None:
-    """The guide's transitions, as SAC stores its own: raw observations and rewards (a normaliser
-    is applied when batches are drawn), actions in [-1, 1], time limits marked as such."""
-    buf = model.replay_buffer
-    raw, acts = data["obs"], model.policy.scale_action(data["actions"])
-    n = len(raw)
+    """The guide's measured episodes as transitions: the next observation of each episode's last
+    step is the one kept after it; a step that ends an episode without terminating it is a time limit."""
+    raw = data["obs"]
     ends = np.append(data["starts"][1:], True)
     nxt = np.concatenate([raw[1:], raw[-1:]])
-    nxt[np.flatnonzero(ends)] = data["final_obs"]  # the observation after each episode's last step
-    for i in range(0, n - n % buf.n_envs, buf.n_envs):
-        sl = slice(i, i + buf.n_envs)
-        buf.add(raw[sl], nxt[sl], acts[sl], data["rewards"][sl], ends[sl].astype(np.float32),
-                [{"TimeLimit.truncated": bool(e and not t)} for e, t in zip(ends[sl], data["terminals"][sl])])
+    nxt[np.flatnonzero(ends)] = data["final_obs"]
+    terminated = data["terminals"].astype(bool)
+    store(model, raw, nxt, data["actions"], data["rewards"], terminated, ends & ~terminated)

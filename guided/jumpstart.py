@@ -13,7 +13,8 @@ from collections import deque
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
+
+from guided.replay import store
 
 log = logging.getLogger(__name__)
 
@@ -100,15 +101,11 @@ class JumpStart(gym.Wrapper):
 
 
 def drain_into_replay(model, layers: list[JumpStart]) -> int:
-    """Move the roll-ins' transitions into SAC's replay buffer (one training env: raw observations
-    and rewards, actions in [-1, 1], time limits marked), as SAC stores its own."""
+    """Move the roll-ins' transitions into SAC's replay buffer (one training env)."""
     added = 0
     for layer in layers:
-        for obs, action, reward, next_obs, terminated, truncated in layer.transitions:
-            model.replay_buffer.add(np.asarray(obs)[None], np.asarray(next_obs)[None],
-                                    model.policy.scale_action(np.asarray(action, dtype=np.float32))[None],
-                                    np.array([reward]), np.array([terminated or truncated], dtype=np.float32),
-                                    [{"TimeLimit.truncated": truncated and not terminated}])
-            added += 1
-        layer.transitions.clear()
+        if layer.transitions:
+            obs, actions, rewards, next_obs, terminated, truncated = (list(x) for x in zip(*layer.transitions))
+            added += store(model, obs, next_obs, actions, rewards, terminated, truncated)
+            layer.transitions.clear()
     return added

@@ -32,7 +32,6 @@ import numpy as np
 from omegaconf import OmegaConf
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.vec_env import VecEnvWrapper
 
 from guided.clone import clone
 from guided.guide import FailureLog, GuideActor, jump_started_returns, measure
@@ -41,6 +40,7 @@ from guided.residual import Residual, zero_action_layer
 from llmrl.checkpoint import Checkpoint
 from llmrl.envs.spec import EnvSpec
 from llmrl.errors import ConfigError, GuideError, Incompatible
+from llmrl.refine.harness import positive_int
 from llmrl.sandbox import SandboxSettings
 from llmrl.sandbox.session import PolicySession
 from llmrl.sb3 import hyperparams, signals, snapshot
@@ -81,22 +81,10 @@ class _Drain(BaseCallback):
         return True
 
 
-def _training_envs(venv) -> list:
-    while isinstance(venv, VecEnvWrapper):
-        venv = venv.venv
-    return list(venv.envs)
-
-
 def _jump_start_layer(env) -> JumpStart:
     while not isinstance(env, JumpStart):
         env = env.env
     return env
-
-
-def _int(key: str, value: Any, low: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ConfigError(f"method.{key}={value!r} must be an integer >= {low}")
-    return value
 
 
 def _number(key: str, value: Any, low: float, high: float | None = None) -> float:
@@ -140,7 +128,7 @@ class GuidedRL:
         if guide_interface not in ("ours", "reference"):
             raise ConfigError(f"method.guide_interface={guide_interface!r}: choose ours or reference")
         if total_steps is not None:
-            _int("total_steps", total_steps, 1)
+            positive_int("total_steps", total_steps)
         self.name, self.mode, self.algo, self.source = name, mode, algo, guide
         self.guide_phase = guide_phase if guide == "promptpo" else None
         self.needs_llm = guide == "promptpo"
@@ -148,21 +136,21 @@ class GuidedRL:
         # of a seed and PromptPO alone see the same replies for the same prompts, a paired comparison
         self.llm_identity = getattr(guide_phase, "name", "promptpo") if self.needs_llm else name
         self.guide_class, self.guide_interface = guide_class or None, guide_interface
-        self.guide_episodes = _int("guide_episodes", guide_episodes, 0 if mode == "residual" else 1)
-        self.total_steps, self.eval_every = total_steps, _int("eval_every", eval_every, 1)
+        self.guide_episodes = positive_int("guide_episodes", guide_episodes, allow_zero=mode == "residual")
+        self.total_steps, self.eval_every = total_steps, positive_int("eval_every", eval_every)
         self.hparam_overrides = dict(hparams or {})
         self.device = hyperparams.check_device(device)
         self.write_checkpoints = bool(checkpoint)
-        self.max_guide_failures = _int("max_guide_failures", max_guide_failures, 0)
-        self.guide_restart_every = _int("guide_restart_every", guide_restart_every, 1)
+        self.max_guide_failures = positive_int("max_guide_failures", max_guide_failures, allow_zero=True)
+        self.guide_restart_every = positive_int("guide_restart_every", guide_restart_every)
         j = dict(jsrl or {})
-        self.jsrl = {"h0": None if j.get("h0") is None else _int("jsrl.h0", j["h0"], 1),
-                     "stages": _int("jsrl.stages", j.get("stages", 10), 1),
+        self.jsrl = {"h0": None if j.get("h0") is None else positive_int("jsrl.h0", j["h0"]),
+                     "stages": positive_int("jsrl.stages", j.get("stages", 10)),
                      "tolerance": _number("jsrl.tolerance", j.get("tolerance", 0.05), 0.0),
-                     "window": _int("jsrl.window", j.get("window", 10), 1),
+                     "window": positive_int("jsrl.window", j.get("window", 10)),
                      "guide_transitions": bool(j.get("guide_transitions", True))}
         b = dict(bc or {})
-        self.bc = {"epochs": _int("bc.epochs", b.get("epochs", 50), 0), "batch_size": _int("bc.batch_size", b.get("batch_size", 256), 1),
+        self.bc = {"epochs": positive_int("bc.epochs", b.get("epochs", 50), allow_zero=True), "batch_size": positive_int("bc.batch_size", b.get("batch_size", 256)),
                    "learning_rate": _number("bc.learning_rate", b.get("learning_rate", 1e-3), 0.0),
                    "value_fit": bool(b.get("value_fit", True))}
         self.residual_scale = _number("residual.scale", dict(residual or {}).get("scale", 1.0), 0.0)
@@ -182,15 +170,15 @@ class GuidedRL:
             raise Incompatible(f"{what} needs a continuous (Box) action space, but env {spec.name} has {space}")
         self.hp = hyperparams.resolve(self.algo, spec.name, self.hparam_overrides)
         self._planned = int(self.total_steps or int(float(self.hp.get("n_timesteps", 1_000_000))))
-        if self.guide_phase is not None and self.guide_phase.budget(spec) >= self._planned:
+        phase0 = self.guide_phase.budget(spec) if self.guide_phase is not None else 0
+        if phase0 >= self._planned:
             log.warning("PromptPO's phase may spend up to %d env steps, the whole budget of %d: RL may get none",
-                        self.guide_phase.budget(spec), self._planned)
+                        phase0, self._planned)
         return self._planned
 
     def effective_config(self) -> dict[str, Any]:
         return {"mode": self.mode, "algo": self.algo, "guide": self.source, "total_steps": self._planned,
-                "hparams": {k: v if isinstance(v, (int, float, str, bool, list, dict)) or v is None else str(v)
-                            for k, v in self.hp.items()}}
+                "hparams": hyperparams.printable(self.hp)}
 
     # ---- the run ------------------------------------------------------------------------------
     def train(self, ctx, checkpoint: Checkpoint | None) -> dict[str, Any]:
@@ -318,7 +306,7 @@ class GuidedRL:
                     raise ConfigError(f"method.jsrl.guide_transitions=true takes the roll-ins into SAC's replay buffer "
                                       f"with one training env, but the hyperparameters give n_envs={model.n_envs}; set "
                                       f"method.jsrl.guide_transitions=false or +method.hparams.n_envs=1")
-                layers = [_jump_start_layer(env) for env in _training_envs(venv)]
+                layers = [_jump_start_layer(env) for env in venv.unwrapped.envs]
                 for layer in layers:
                     layer.keep_transitions = True
                 callbacks.append(_Drain(model, layers))

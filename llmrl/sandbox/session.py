@@ -23,7 +23,8 @@ from typing import Any
 
 from llmrl.envs.spec import EnvSpec
 from llmrl.sandbox.actions import decoder, space_spec
-from llmrl.sandbox.evaluator import Failure, Tampering, WarmParent, _death_message, _tampering, checked_action
+from llmrl.sandbox.evaluator import (Failure, Tampering, WarmParent, _death_message, _read_output, _tampering,
+                                    checked_action)
 from llmrl.sandbox.host import SandboxSettings, choose_mode
 from llmrl.sandbox.protocol import EPISODE, JOB, READY, ChannelClosed, ChannelTimeout, FrameTooLarge, ObservationCodec
 
@@ -161,13 +162,7 @@ class PolicySession:
 
     def output(self, chars: int | None = None) -> str:
         """What the current child printed so far (capped like a candidate's output)."""
-        if self.out is None:
-            return ""
-        cap = int(chars or self.settings.caps.output_chars)
-        try:
-            return os.pread(self.out, cap * 4, 0).decode(errors="replace")[:cap]
-        except OSError:
-            return ""
+        return "" if self.out is None else _read_output(self.out, int(chars or self.settings.caps.output_chars))
 
     def _end(self, kill: bool) -> None:
         if self.chan is not None:

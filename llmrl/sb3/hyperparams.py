@@ -113,3 +113,8 @@ def normalize_kwargs(hp: dict[str, Any]) -> dict[str, Any] | None:
     if isinstance(norm, dict):
         return {"norm_obs": bool(norm.get("norm_obs", True)), "norm_reward": bool(norm.get("norm_reward", True))}
     return None
+
+
+def printable(hp: dict[str, Any]) -> dict[str, Any]:
+    """The hyperparameters as JSON takes them (schedules and classes by name), for summaries."""
+    return {k: (v if isinstance(v, (int, float, str, bool, list, dict)) or v is None else str(v)) for k, v in hp.items()}
