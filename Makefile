@@ -45,7 +45,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --no-deps "simglucose==0.2.11" "gym==0.26.2"
 	# rliable pins arch<8, which cannot import with pandas 3; arch 8 is in pyproject.toml.
 	$(PY) -m pip install --quiet --no-deps "rliable==1.2.0"
-	LITELLM_LOCAL_MODEL_COST_MAP=True $(PY) -c "import llmrl, baselines, promptpo, ultra, hydra_plugins.llmrl_sweeps.slurm_launcher, simglucose, metaworld, ale_py, gymnasium_robotics, litellm, rliable.library"
+	LITELLM_LOCAL_MODEL_COST_MAP=True $(PY) -c "import llmrl, baselines, promptpo, ultra, hydra_plugins.llmrl_sweeps.slurm_launcher, simglucose, metaworld, ale_py, gymnasium_robotics, litellm, rliable.library, libsumo"
 	touch $(STAMP)
 
 $(LLAMA): | $(STAMP)

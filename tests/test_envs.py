@@ -27,7 +27,7 @@ def test_all_issue_envs_have_configs():
         "metaworld_button_press", "metaworld_pick_place", "metaworld_door_open", "metaworld_drawer_open",
         "metaworld_reach", "metaworld_push", "mujoco_hopper", "mujoco_halfcheetah", "mujoco_walker2d",
         "mujoco_ant", "mujoco_swimmer", "mujoco_reacher", "mujoco_inverted_double_pendulum", "mujoco_humanoid",
-        "atari_pong", "glucose", *[f"noise_world_board_{i}" for i in range(7)],
+        "atari_pong", "glucose", "traffic_merge", "pandemic", *[f"noise_world_board_{i}" for i in range(7)],
     }
     assert expected <= set(ENV_NAMES)
 

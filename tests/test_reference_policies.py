@@ -69,6 +69,30 @@ class GlucosePolicy:
         return np.array([0.02 if obs.bg[-1] > 140 else 0.0])
 """
 
+PANDEMIC = """from abc import ABCMeta
+import numpy as np
+from pandemic.python.pandemic_simulator.environment.interfaces import PandemicObservation
+from pandemic.python.pandemic_simulator.environment.interfaces import InfectionSummary, sorted_infection_summary
+
+
+class PandemicPolicy:
+    def act(self, obs):
+        assert isinstance(obs, PandemicObservation) and obs.global_infection_summary.shape == (3, 1, 5)
+        infected = obs.global_infection_summary[-1, -1, sorted_infection_summary.index(InfectionSummary.INFECTED)]
+        return 2 if infected > 0.05 and obs.stage[-1][-1].item() < 2 else 1
+"""
+TRAFFIC = """from abc import ABCMeta
+import numpy as np
+from flow_reward_misspecification.flow.envs.traffic_obs_wrapper import TrafficObservation
+
+
+class TrafficPolicy:
+    def act(self, obs):
+        assert isinstance(obs, TrafficObservation) and obs.max_speed == 30.0 and obs.max_length == 373.0
+        assert len(obs.ego_speeds) == 10 and len(obs.rl_ids) <= 10 and not obs.fail
+        return np.clip(obs.target_velocity - obs.ego_speeds, -1.5, 1.5).astype(np.float32)
+"""
+
 
 def evaluate(tmp_path, source, *args):
     policy = tmp_path / "policy.py"
@@ -79,10 +103,10 @@ def evaluate(tmp_path, source, *args):
 
 @pytest.mark.parametrize("source, env", [(HOPPER, "mujoco_hopper"), (BUTTON, "metaworld_button_press"),
                                          (MAZE, "point_maze_large_diverse_g"), (NOISE_WORLD, "noise_world_board_1"),
-                                         (GLUCOSE, "glucose")],
-                         ids=["mujoco", "metaworld", "point_maze", "noise_world", "glucose"])
+                                         (GLUCOSE, "glucose"), (PANDEMIC, "pandemic"), (TRAFFIC, "traffic_merge")],
+                         ids=["mujoco", "metaworld", "point_maze", "noise_world", "glucose", "pandemic", "traffic"])
 def test_a_policy_in_the_reference_form_runs_unchanged(tmp_path, source, env):
-    extra = ["env.horizon=40"] if env == "glucose" else []  # 20 simulated days an episode otherwise
+    extra = ["env.horizon=40"] if env in ("glucose", "traffic_merge") else []  # 20 simulated days, 500 s otherwise
     proc = evaluate(tmp_path, source, f"env={env}", "+interface=reference", *extra)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "episode 0: return" in proc.stdout

@@ -11,6 +11,8 @@ OWN_ENVS = {
     "llmrl/NoiseWorld-v0": "llmrl.envs.noise_world:NoiseWorldEnv",
     "llmrl/Glucose-v0": "llmrl.envs.glucose:GlucoseEnv",
     "llmrl/CriticalStep-v0": "llmrl.envs.critical_step:CriticalStepEnv",
+    "llmrl/Pandemic-v0": "llmrl.envs.pandemic:PandemicEnv",
+    "llmrl/TrafficMerge-v0": "llmrl.envs.traffic_merge:TrafficMergeEnv",
 }
 
 # gymnasium id prefix -> module whose import registers it.

@@ -133,14 +133,16 @@ class WarmParent:
         except json.JSONDecodeError:
             return None
 
-    def spawn(self, description: str, out: int) -> Channel:
-        """A fresh child with new pipes (its printed output goes to `out`); the channel to it."""
+    def spawn(self, description: str, out: int, variables: dict[str, Any] | None = None) -> Channel:
+        """A fresh child with new pipes (its printed output goes to `out`); the channel to it. `variables`
+        fill the description's ${...} placeholders, as the env config's description_vars do."""
         if not self.alive():
             self.start()
         down_r, down_w = os.pipe()
         up_r, up_w = os.pipe()
         try:
-            socket.send_fds(self.control, [json.dumps({"op": "spawn", "description": description}).encode()],
+            socket.send_fds(self.control, [json.dumps({"op": "spawn", "description": description,
+                                                            "variables": dict(variables or {})}).encode()],
                             [down_r, up_w, out])
             answer = self._receive(time.monotonic() + 30.0)
         except OSError as exc:
@@ -265,7 +267,7 @@ class Evaluator:
         with_state = job.get("interface") == "reference" and job["env"].get("reference_state") == "mujoco"
         view = _with_mujoco_state(env) if with_state else (lambda o: o)
         split = [int(np.size(obs)), int(env.unwrapped.data.qpos.size), int(env.unwrapped.data.qvel.size)] if with_state else None
-        chan = self.parent.spawn(description.name, out)
+        chan = self.parent.spawn(description.name, out, dict(description.variables))
         trajectories: list[dict[str, Any]] = []
         steps, kill = 0, True
         try:
@@ -365,7 +367,7 @@ class Evaluator:
         """The LLM's Feedback class reads copies of the trajectories in a child of its own."""
         caps, limits = job["caps"], job["limits"]
         per_call = float(job["init_timeout_s"])
-        chan = self.parent.spawn(description.name, out)
+        chan = self.parent.spawn(description.name, out, dict(description.variables))
         kill = True
         try:
             chan.send_pickle(JOB, {"kind": "feedback", "feedback_source": job["feedback_source"], "trajectories": trajectories,

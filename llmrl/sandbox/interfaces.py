@@ -9,7 +9,11 @@ which the evaluator sends along with each observation.
 
 Either way, the imports such code starts with resolve inside the sandbox to these classes:
 `from observations import X` (this project's starter code), `from direct_policy_learning.observations
-import X` and its per-class submodules, and `from bgp.simglucose.envs.glucose_obs_wrapper import X`."""
+import X` and its per-class submodules, `from bgp.simglucose.envs.glucose_obs_wrapper import X`, and the
+pandemic's and traffic's module paths (`from pandemic.python.pandemic_simulator.environment.interfaces import X`,
+`from flow_reward_misspecification.flow.envs.traffic_obs_wrapper import X`). Besides the observation class, the
+names a description's observation.py lists in `__all__` (the pandemic's InfectionSummary and
+sorted_infection_summary) import the same way."""
 from __future__ import annotations
 
 import importlib.abc
@@ -20,7 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-ROOTS = ("observations", "direct_policy_learning", "bgp")
+ROOTS = ("observations", "direct_policy_learning", "bgp", "pandemic", "flow_reward_misspecification")
 
 
 def _state_vector(self) -> np.ndarray:
@@ -30,9 +34,11 @@ def _state_vector(self) -> np.ndarray:
 def observation_factory(job: dict[str, Any], ours: type) -> tuple[Callable[[np.ndarray], Any], dict[str, type]]:
     """(raw vector -> observation object, {importable name: class}) for this job."""
     env = job.get("env") or {}
+    namespace = getattr(ours.__init__, "__globals__", {})
+    exports = {n: namespace[n] for n in namespace.get("__all__", ()) if n in namespace and n != ours.__name__}
     split = job.get("obs_split")  # [observation length, nq, nv] when MuJoCo state rides along
     if job.get("interface") != "reference" or not env.get("reference_observation"):
-        return ours, {ours.__name__: ours}
+        return ours, {**exports, ours.__name__: ours}
     name = env["reference_observation"]
     family = env.get("reference_state")
     extra = {"state_vector": _state_vector} if family == "mujoco" else {}
@@ -53,7 +59,7 @@ def observation_factory(job: dict[str, Any], ours: type) -> tuple[Callable[[np.n
             obj.obs_vector = np.asarray(vector[: split[0]] if split else vector, dtype=np.float64).copy()
         return obj
 
-    return build, {name: cls, ours.__name__: cls}
+    return build, {**exports, name: cls, ours.__name__: cls}
 
 
 class ObservationImports(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -74,7 +80,7 @@ class ObservationImports(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         module.__path__ = []
         classes = self.classes
 
-        def lookup(attr: str) -> type:
+        def lookup(attr: str) -> Any:
             if attr in classes:
                 return classes[attr]
             raise AttributeError(f"module {spec.name!r} has no attribute {attr!r}; the observation class here is "

@@ -55,7 +55,8 @@ class PolicySession:
         self.class_name, self.rng_seed, self.interface = class_name, int(rng_seed), interface
         self.restart_every = int(restart_every)
         spec = EnvSpec(**self.env)
-        self.description = spec.describe().name
+        described = spec.describe()
+        self.description, self.description_vars = described.name, dict(described.variables)
         space = spec.action_space()
         self.action_spec, self.decode = space_spec(space), decoder(space)
         self.mode, self.mode_reason = choose_mode(settings)
@@ -88,7 +89,7 @@ class PolicySession:
         s = self.settings
         self.out = os.memfd_create("guide-output", os.MFD_CLOEXEC)
         self.codec = ObservationCodec()
-        self.chan = self.parent.spawn(self.description, self.out)
+        self.chan = self.parent.spawn(self.description, self.out, self.description_vars)
         deadline = time.monotonic() + float(s.init_timeout_s)
         self.chan.send_pickle(JOB, {"kind": "policy", "policy_source": self.source, "class_name": self.class_name,
                                     "action_space": self.action_spec, "obs_meta": self.codec.announce(obs),

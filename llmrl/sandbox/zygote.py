@@ -7,7 +7,7 @@ every child it empties the scratch file system, so each evaluation starts from t
 Commands arrive on a SOCK_SEQPACKET socket from the evaluator, one JSON document per packet,
 with the child's pipe ends attached (SCM_RIGHTS):
 
-    spawn {description}  + fds [down_r, up_w, out]  -> forks; answers {"op": "spawned"}
+    spawn {description, variables}  + fds [down_r, up_w, out]  -> forks; answers {"op": "spawned"}
     kill                                             -> kills the running child
 and when the child ends: {"op": "exited", "status": ..., "clean": bool}.
 
@@ -101,9 +101,10 @@ def main() -> None:
             for fd in fds:
                 os.close(fd)
             continue
-        name = command["description"]
-        if name not in observation_classes:
-            observation_classes[name] = load_description(name).observation_class
+        name, variables = command["description"], command.get("variables") or {}
+        key = json.dumps([name, variables], sort_keys=True)
+        if key not in observation_classes:
+            observation_classes[key] = load_description(name, variables).observation_class
         scratch = os.path.join(scratch_root, "job")
         os.makedirs(scratch, mode=0o700, exist_ok=True)
         pid = os.fork()
@@ -112,7 +113,7 @@ def main() -> None:
             _close_all_but(fds)  # nothing of the parent's (the control socket above all) stays open
             down, up, out = fds
             try:
-                child.main(down, up, out, scratch, observation_classes[name])
+                child.main(down, up, out, scratch, observation_classes[key])
             finally:
                 os._exit(0)
         for fd in fds:
