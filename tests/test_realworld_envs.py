@@ -147,3 +147,38 @@ def test_promptpo_on_both_envs_ranks_by_the_described_reward(tmp_path):
             assert winner == 1 and means[1] > means[0] + 5
         curve = read_curve(run_dir)
         assert len(curve) == 1 and np.isfinite(curve[0]["return_mean"])
+
+
+def test_ultra_narrates_what_the_state_holds():
+    """ULTRA's narrators for both envs (conf/method/_ultra_base.yaml narrators): what the LLM reads is the state."""
+    import gymnasium as gym
+
+    from ultra.narration import PandemicNarrator, TrafficNarrator
+
+    spec = load_spec("pandemic")
+    env = spec.make(seed=0)
+    obs, _ = env.reset(seed=0)
+    for action in (2, 2, 1, 1, 1, 1, 1, 1):
+        obs, *_ = env.step(action)
+    narrator = PandemicNarrator(spec.describe(), env.action_space)
+    values = dict(kv.split("=") for kv in narrator.describe_state(obs, {}).split(", "))
+    sim = env.unwrapped
+    assert int(values["stage"]) == sim.stage == 2
+    assert float(values["infected"]) == float(f"{sim.summary[2] / sim.n:.4g}")
+    assert float(values["tested_infected"]) == float(f"{sim.test_summary[2] / sim.n:.4g}")
+    assert narrator.key(obs, {}).shape == (99,) and narrator.describe_action(2) == "2 (raise the stage)"
+    env.close()
+
+    spec = load_spec("traffic_merge")
+    env = spec.make(seed=0)
+    obs, _ = env.reset(seed=0)
+    for _ in range(80):
+        obs, *_ = env.step(np.full(10, 0.5, dtype=np.float32))
+    narrator = TrafficNarrator(spec.describe(), gym.spaces.Box(-1.5, 1.5, (10,)))
+    text = narrator.describe_state(obs, {})
+    sim = env.unwrapped
+    for i, vid in enumerate(sim.rl_veh[:10]):
+        assert f"bus{i}(v={float(sim.k.vehicle.getSpeed(vid)):.4g}," in text
+    assert f"vehicles={len(sim.k.vehicle.getIDList())}," in text
+    assert np.array_equal(narrator.key(obs, {}), obs[:50])
+    env.close()

@@ -15,6 +15,8 @@ CASES = {  # env: (family, steps before the snapshot, steps compared after it)
     "cartpole": ("classic", 5, 30),
     "pendulum": ("classic", 190, 15),   # crosses the 200-step time limit: the limit's count comes back too
     "noise_world_board_0": ("own", 3, 60),
+    "pandemic": ("own", 20, 20),
+    "traffic_merge": ("own", 40, 20),   # the fresh instance runs in a SUMO worker process (libsumo is taken)
 }
 
 

@@ -89,3 +89,57 @@ class PongNarrator:
     def describe_action(self, action: Any) -> str:
         a = int(np.asarray(action).item())
         return f"{a} ({PONG_ACTIONS[a]})" if a < len(PONG_ACTIONS) else str(a)
+
+
+class PandemicNarrator:
+    """The pandemic's day from its observation class: the stage, the latest sample's true and tested
+    proportions (infected, critical, dead, recovered), the delta variant's infected share and whether
+    testing is above its threshold. The matching key is the last day's three samples."""
+
+    SHOWN = (("infected", 2), ("critical", 0), ("dead", 1), ("recovered", 4))
+
+    def __init__(self, description: Description, action_space: gym.Space) -> None:
+        self.description = description
+
+    def key(self, obs: Any, info: dict) -> np.ndarray:
+        return np.asarray(obs, dtype=np.float64).reshape(-1, 33)[-3:].ravel()
+
+    def describe_state(self, obs: Any, info: dict) -> str:
+        view = self.description.wrap(obs)
+        true, tested = view.global_infection_summary[-1, -1], view.global_testing_summary[-1, -1]
+        delta = view.global_infection_summary_delta[-1, -1]
+        parts = [f"stage={int(view.stage[-1, -1, 0])}"]
+        parts += [f"{name}={_num(true[i])}" for name, i in self.SHOWN]
+        parts += [f"tested_{name}={_num(tested[i])}" for name, i in self.SHOWN]
+        parts += [f"delta_infected={_num(delta[2] + delta[0])}",
+                  f"above_threshold={int(view.infection_above_threshold[-1, -1, 0])}"]
+        return ", ".join(parts)
+
+    def describe_action(self, action: Any) -> str:
+        a = int(np.asarray(action).item())
+        return f"{a} ({('lower the stage', 'keep the stage', 'raise the stage')[a]})" if 0 <= a < 3 else str(a)
+
+
+class TrafficNarrator:
+    """The merge from its observation class: each occupied RL slot's speed, gap to and speed difference
+    with its leader, the number of vehicles and their mean and lowest speed. The matching key is
+    MergePOEnv's 5 normalised features per slot."""
+
+    def __init__(self, description: Description, action_space: gym.Space) -> None:
+        self.description = description
+
+    def key(self, obs: Any, info: dict) -> np.ndarray:
+        view = self.description.wrap(obs)
+        return np.asarray(obs, dtype=np.float64)[: 5 * len(view.ego_speeds)]
+
+    def describe_state(self, obs: Any, info: dict) -> str:
+        view = self.description.wrap(obs)
+        slots = [f"bus{i}(v={_num(view.ego_speeds[i])}, gap={_num(view.leader_headways[i])}, "
+                 f"dv_leader={_num(view.leader_speed_diffs[i])})" for i in np.flatnonzero(view.present)]
+        speeds = view.all_vehicle_speeds
+        traffic = (f"vehicles={speeds.size}, mean_speed={_num(speeds.mean())}, min_speed={_num(speeds.min())}"
+                   if speeds.size else "vehicles=0")
+        return "; ".join([*slots, traffic] + (["collision"] if view.fail else []))
+
+    def describe_action(self, action: Any) -> str:
+        return "[" + ", ".join(_num(float(a)) for a in np.asarray(action).ravel()) + "]"

@@ -518,6 +518,21 @@ class PandemicEnv(gym.Env):
             self._push(self._simulate_day())
         return self.history.ravel().copy(), {}
 
+    # ---- snapshots (llmrl/envs/restore.py: RICE, StateMask-R, ULTRA's restarts) ----------------------
+    _NOT_STATE = ("action_space", "observation_space", "spec", "metadata", "render_mode")
+
+    def get_state(self) -> dict:
+        """Everything that evolves, the town and the random generator included, so that restoring it into
+        another instance of the same spec makes the next step identical."""
+        import copy
+
+        return {k: copy.deepcopy(v) for k, v in vars(self).items() if k not in self._NOT_STATE}
+
+    def set_state(self, state: dict) -> None:
+        import copy
+
+        self.__dict__.update(copy.deepcopy(state))
+
     def _push(self, samples: list[np.ndarray]) -> None:
         self.history = np.concatenate([self.history[self.hist:], np.stack(samples)])
 

@@ -13,7 +13,8 @@ the next `step(a)` return exactly what the original's did. Families:
   `set_state(qpos, qvel)` and is what makes the next step bit-identical;
 - `ale`: Atari through ale-py; `cloneState(include_rng=True)`, so sticky actions repeat too;
 - `classic`: gymnasium's classic control (CartPole, Pendulum, MountainCar(Continuous), Acrobot);
-- `own`: our envs that define `get_state()` / `set_state(state)` (NoiseWorld).
+- `own`: our envs that define `get_state()` / `set_state(state)` (NoiseWorld, the pandemic, and the traffic
+  merge, which replays its episode in a fresh SUMO simulation).
 Other envs (Meta-World keeps task state in Python objects; PointMaze's goal sampling) raise
 `RestoreUnsupported` with the reason, before any training starts."""
 from __future__ import annotations

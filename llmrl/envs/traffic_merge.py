@@ -211,6 +211,30 @@ class TrafficMergeEnv(gym.Env):
             pass
 
     # ---- Flow's bookkeeping ------------------------------------------------------------------------
+    # ---- snapshots (llmrl/envs/restore.py: RICE, StateMask-R, ULTRA's restarts) ----------------------
+    def get_state(self) -> dict:
+        """The episode so far: SUMO's seed and the accelerations applied, plus this env's generator. SUMO's own
+        saved states do not restore its car-following and junction state exactly (measured: speeds drift within
+        a few steps), so a restore replays the episode in a fresh simulation, which is exact: the next step is
+        the original's, in this instance or any other of the same spec (0.2 s for a 500-step episode)."""
+        if self._remote is not None:
+            return self._remote.call("get_state", None)
+        if self.k is None:
+            raise RuntimeError("get_state() before reset()")
+        return {"sumo_seed": self._sumo_seed, "actions": [a.copy() for a in self._applied],
+                "rng": self.np_random.bit_generator.state}
+
+    def set_state(self, state: dict) -> None:
+        if self._remote is not None:
+            self._remote.call("set_state", state)
+            return
+        if self.k is None:
+            raise RuntimeError("set_state() before reset()")
+        self._begin(int(state["sumo_seed"]))
+        for applied in state["actions"]:
+            self._advance(np.asarray(applied, dtype=np.float64))
+        self.np_random.bit_generator.state = state["rng"]
+
     def _is_rl(self, vid: str) -> bool:
         return self.k.vehicle.getTypeID(vid) in self.rl_types
 
@@ -297,15 +321,33 @@ class TrafficMergeEnv(gym.Env):
             self._remote = _RemoteSimulation(self._kwargs)
         if self._remote is not None:
             return self._remote.call("reset", {"sumo_seed": sumo_seed})
+        self._begin(sumo_seed)
+        zeros = np.zeros(self.num_rl, dtype=np.float64)
+        return self._observe(zeros, False), {"crash": False}
+
+    def _begin(self, sumo_seed: int) -> None:
+        """A fresh simulation from SUMO's seed, through the warm-up steps."""
         self._start(sumo_seed)
+        self._sumo_seed, self._applied = sumo_seed, []
         self.rl_ids, self.rl_queue, self.rl_veh = [], [], []
         for vid in self.k.vehicle.getIDList():   # the initial vehicles are inserted at time 0
             self.k.vehicle.setSpeedMode(vid, 1)
-        fail = False
         for _ in range(self.warmup_steps * self.sims_per_step):
-            fail = self._sim_step() or fail
-        zeros = np.zeros(self.num_rl, dtype=np.float64)
-        return self._observe(zeros, False), {"crash": False}
+            self._sim_step()
+
+    def _advance(self, applied: np.ndarray) -> bool:
+        """One env step's simulation: the accelerations held for sims_per_step SUMO steps (Flow's Env.step);
+        True on a collision, which ends the step there."""
+        self._applied.append(applied)
+        for _ in range(self.sims_per_step):
+            present = set(self.k.vehicle.getIDList())
+            for i, vid in enumerate(self.rl_veh[: self.num_rl]):
+                if vid in present:
+                    this = float(self.k.vehicle.getSpeed(vid))
+                    self.k.vehicle.slowDown(vid, max(this + float(applied[i]) * self.sim_step, 0.0), 1e-3)
+            if self._sim_step():
+                return True
+        return False
 
     def step(self, action):
         if self._remote is not None:
@@ -314,16 +356,7 @@ class TrafficMergeEnv(gym.Env):
             raise RuntimeError("step() before reset()")
         applied = np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[: self.num_rl],
                           -abs(self.max_decel), self.max_accel)
-        fail = False
-        for _ in range(self.sims_per_step):
-            present = set(self.k.vehicle.getIDList())
-            for i, vid in enumerate(self.rl_veh[: self.num_rl]):
-                if vid in present:
-                    this = float(self.k.vehicle.getSpeed(vid))
-                    self.k.vehicle.slowDown(vid, max(this + float(applied[i]) * self.sim_step, 0.0), 1e-3)
-            if self._sim_step():
-                fail = True
-                break
+        fail = self._advance(applied)
         obs = self._observe(applied, fail)
         reward = self._reward(obs, fail)
         return obs, reward, fail, False, {"crash": fail, "num_vehicles": int(obs[(PER_RL + 2) * self.num_rl + self.num_rl + 1])}
@@ -341,7 +374,14 @@ def _worker_main(fd: int) -> None:
             if what == "close":
                 break
             try:
-                result = env.reset(options=payload) if what == "reset" else env.step(payload)
+                if what == "reset":
+                    result = env.reset(options=payload)
+                elif what == "step":
+                    result = env.step(payload)
+                elif what == "get_state":
+                    result = env.get_state()
+                else:
+                    result = env.set_state(payload)
                 conn.send(("ok", result))
             except Exception as exc:  # noqa: BLE001 - handed to the env's owner
                 conn.send(("error", f"{type(exc).__name__}: {exc}"))

@@ -148,7 +148,7 @@ class WarmParent:
         except OSError as exc:
             answer, problem = None, str(exc)
         else:
-            problem = "no answer"
+            problem = (answer or {}).get("error") or "no answer"
         finally:
             os.close(down_r)
             os.close(up_w)

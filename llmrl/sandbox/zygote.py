@@ -8,6 +8,7 @@ Commands arrive on a SOCK_SEQPACKET socket from the evaluator, one JSON document
 with the child's pipe ends attached (SCM_RIGHTS):
 
     spawn {description, variables}  + fds [down_r, up_w, out]  -> forks; answers {"op": "spawned"}
+                                     (or {"op": "refused", "error"} if the description cannot be built)
     kill                                             -> kills the running child
 and when the child ends: {"op": "exited", "status": ..., "clean": bool}.
 
@@ -104,7 +105,14 @@ def main() -> None:
         name, variables = command["description"], command.get("variables") or {}
         key = json.dumps([name, variables], sort_keys=True)
         if key not in observation_classes:
-            observation_classes[key] = load_description(name, variables).observation_class
+            try:
+                observation_classes[key] = load_description(name, variables).observation_class
+            except Exception as exc:  # noqa: BLE001 - our own files; the evaluator reports it with the env's name
+                for fd in fds:
+                    os.close(fd)
+                control.send(json.dumps({"op": "refused", "error": f"the description '{name}' could not be "
+                                         f"built: {type(exc).__name__}: {exc}"}).encode())
+                continue
         scratch = os.path.join(scratch_root, "job")
         os.makedirs(scratch, mode=0o700, exist_ok=True)
         pid = os.fork()

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The small real-world comparison (issue: traffic merging on SUMO and pandemic response), as run on a 2-core machine:
-# PPO at its tuned budget (conf/hparams/ppo.yaml: 200k env steps) and PromptPO with the embedded local model
+# PPO at half its tuned budget (conf/hparams/ppo.yaml: 200k env steps; 100k here, for time) and PromptPO with the embedded local model
 # (2 rounds x 4 candidates x 5 episodes, as `make run`), 1 seed each; then the reference's published policies and two
 # trivial policies evaluated on the same held-out seeds (5 episodes each).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=.venv/bin/python
 for env in pandemic traffic_merge; do
-  $PY run.py env=$env method=ppo seed=0 logger.progress=false hydra.run.dir=runs/realworld/ppo/$env/s0
+  $PY run.py env=$env method=ppo seed=0 method.total_steps=100000 logger.progress=false hydra.run.dir=runs/realworld/ppo/$env/s0
 done
 for env in pandemic traffic_merge; do
   $PY run.py env=$env method=promptpo llm=local seed=0 method.rounds=2 method.n_candidates=4 \
