@@ -83,6 +83,7 @@ bench: setup
 	$(PY) benchmarks/sandbox_throughput.py
 	$(PY) benchmarks/promptpo_round.py
 	$(PY) benchmarks/ultra_matching.py
+	$(PY) benchmarks/realworld_env_speed.py
 
 # A preset of conf/experiment/ as a multirun, e.g.  make sweep EXP=smoke
 #   make sweep EXP=ultra_mujoco ARGS="hydra/launcher=slurm hydra.launcher.partition=cpu llm=gemini"

@@ -86,8 +86,10 @@ class PandemicEnv(gym.Env):
         reward_weights: dict | None = None,
         political_threshold: float = 0.005,
         four_start: bool = False,
+        town_seed: int | None = 0,
     ) -> None:
         self.n = int(num_persons)
+        self.town_seed = town_seed
         self.loc_cfg = {k: dict(v) for k, v in (locations or {}).items()}
         missing = [t for t in PLACE_TYPES if t not in self.loc_cfg]
         if missing:
@@ -117,7 +119,7 @@ class PandemicEnv(gym.Env):
         self.observation_space = gym.spaces.Box(0.0, np.inf, shape=(rows * FEATURES,), dtype=np.float64)
         self._town_built = False
 
-    # ---- the town: built once per env instance, as PandemicSimulator builds its population once ----
+    # ---- the town: built once (from town_seed), as PandemicSimulator builds its population once ----
     def _build_town(self, rng: np.random.Generator) -> None:
         """make_population's rules: US-like ages, risk rising with age, retirees (6.5% of them in nursing homes
         of 1-2), minors in groups of 1-3 per home with one adult each, the other adults spread over the
@@ -488,8 +490,9 @@ class PandemicEnv(gym.Env):
     # ---- gymnasium -------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        if not self._town_built:
-            self._build_town(np.random.default_rng(self.np_random.integers(0, 2**63 - 1)))
+        if not self._town_built:   # one town for every episode and instance, as the benchmark's init_globals(seed=0)
+            seed = self.town_seed if self.town_seed is not None else self.np_random.integers(0, 2**63 - 1)
+            self._build_town(np.random.default_rng(seed))
             self._town_built = True
         self.routines_start_probability = float(self.population["routine_start_probability"])
         self.spread_a, self.spread_d = self._spread_draw("alpha"), self._spread_draw("delta")
