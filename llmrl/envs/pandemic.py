@@ -27,8 +27,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-# PandemicSimulator's sorted_infection_summary: the InfectionSummary values sorted as strings
-SUMMARY = ("critical", "dead", "infected", "none", "recovered")
+# indices in PandemicSimulator's sorted_infection_summary (the InfectionSummary values sorted as strings)
 CRITICAL, DEAD, INFECTED, NONE, RECOVERED = range(5)
 # per sample: time_day, stage, infection_above_threshold, then six 5-vectors in this order
 BLOCKS = ("infection", "infection_alpha", "infection_delta", "testing", "testing_alpha", "testing_delta")
