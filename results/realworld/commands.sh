@@ -21,4 +21,5 @@ for f in "$PUBLISHED"/pandemic_*.py; do $PY scripts/evaluate_policy.py "$f" env=
 for f in "$PUBLISHED"/traffic_*.py; do $PY scripts/evaluate_policy.py "$f" env=traffic_merge +interface=reference +episodes=5; done
 $PY scripts/evaluate_policy.py examples/realworld/keep_stage.py env=pandemic +episodes=5
 $PY scripts/evaluate_policy.py examples/realworld/zero_accel.py env=traffic_merge +episodes=5
-$PY scripts/report.py runs/realworld --out results/realworld --title "Real-world tasks: traffic merging and pandemic, small"
+$PY scripts/report.py runs/realworld --out results/realworld --title "Real-world tasks: traffic merging and pandemic, small" \
+    --notes-file results/realworld/NOTES.md
