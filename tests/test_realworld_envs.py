@@ -6,20 +6,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from llmrl.llm.scripted_server import Reply, ScriptedServer
 from llmrl.tracking import read_curve
-from tests.conftest import REPO, run_cli
-
-
-def load_spec(name: str):
-    return instantiate(OmegaConf.load(REPO / "conf" / "env" / f"{name}.yaml"), _convert_="all")
-
-
-def fenced(code: str) -> str:
-    return f"Here is the policy.\n\n```python\n{code}```\n"
+from tests.conftest import run_cli
+from tests.test_envs import load_spec
+from tests.test_promptpo import fenced
 
 
 def test_traffic_runs_the_same_episode_in_process_and_in_a_worker():

@@ -190,6 +190,10 @@ class PandemicEnv(gym.Env):
         # social gatherings: each home hosts on 12 random days of the year (HomeState.visitor_time)
         n_homes = int(self.loc_cfg["home"]["num"])
         self.gathering_days = rng.integers(0, 365, (n_homes, int(pop["gathering_days_per_year"])))
+        self.open_table = np.array([[np.isin(self.loc_type, [t for t in PLACE_TYPES if d in self.open_days[t]
+                                                               and b in self.open_blocks[t]]) for b in range(3)]
+                                    for d in range(7)])   # [weekday, block, place]
+        self.residents = np.bincount(self.home, minlength=self.num_loc)
         self.cum_table = self._transition_table(rng)
         self._order = np.arange(self.n)   # creation order: the infection model's first persons come first
         self.beds = int(self.loc_cfg["hospital"].get("patient_capacity", 0)) * int(self.loc_cfg["hospital"]["num"])
@@ -263,7 +267,8 @@ class PandemicEnv(gym.Env):
                 summary[RECOVERED] += 1
                 summary[as_summary[p_res]] -= 1
 
-    def _daily_update(self) -> None:
+    def _daily_update(self) -> np.ndarray:
+        """The day's infection and testing update; returns each person's combined infection summary."""
         rng = self.np_random
         self.label_a = self._seir_step(self.label_a, self.not_inf_a)
         if self.day > self.delta_day:
@@ -302,6 +307,7 @@ class PandemicEnv(gym.Env):
         self.summary = np.bincount(combined, minlength=5).astype(np.float64)
         self.summary_a = np.bincount(LABEL_SUMMARY[self.label_a], minlength=5).astype(np.float64)
         self.summary_d = np.bincount(LABEL_SUMMARY[self.label_d], minlength=5).astype(np.float64)
+        return combined
 
     def _combined(self) -> np.ndarray:
         a, d = LABEL_SUMMARY[self.label_a], LABEL_SUMMARY[self.label_d]
@@ -318,11 +324,10 @@ class PandemicEnv(gym.Env):
         self.multiplier_d = 1.0 - (1.0 - self.multiplier_d * factor) * self.compliance
         self.locked = np.isin(self.loc_type, reg["locked"])
         self.distancing = float(reg["social_distancing"])
+        self.pair_rate = self._pair_rates(self.distancing)
 
     def _is_open(self, place: np.ndarray, block: int) -> np.ndarray:
-        weekday = self.day % 7
-        open_types = [t for t in PLACE_TYPES if weekday in self.open_days[t] and block in self.open_blocks[t]]
-        return np.isin(self.loc_type[place], open_types) & ~self.locked[place]
+        return self.open_table[self.day % 7, block, place] & ~self.locked[place]
 
     # ---- a day -----------------------------------------------------------------------------------
     def _admit(self, places: np.ndarray, caps: np.ndarray) -> np.ndarray:
@@ -386,8 +391,7 @@ class PandemicEnv(gym.Env):
         skip = complies & (limit == 0)
         persons, limit, complies = persons[~skip], limit[~skip], complies[~skip]
         places = hosts[rng.integers(0, hosts.size, persons.size)]
-        residents = np.bincount(self.home, minlength=self.num_loc)[places]
-        cap = np.where(complies & (limit > 0), np.maximum(limit - residents, 0), np.inf)
+        cap = np.where(complies & (limit > 0), np.maximum(limit - self.residents[places], 0), np.inf)
         admitted = self._admit(places, cap)
         persons, places = persons[admitted], places[admitted]
         self.social_pending[persons] = False
@@ -395,14 +399,19 @@ class PandemicEnv(gym.Env):
         hours = rng.integers(1, 3, persons.size).astype(float)   # duration_of_stay 1-2 hours
         return persons, places, hours
 
+    def _pair_rates(self, distancing: float) -> np.ndarray:
+        """[place, group, group] contacts per pair and hour (staff-staff, staff-visitor, visitor-visitor), scaled by
+        distancing outside homes (Home.update_rules ignores regulations)."""
+        rates = np.array([self.contact_rate[t] for t in self.loc_type])   # [place, (ss, sv, vv)]
+        rates = np.where((self.loc_type == "home")[:, None], rates, rates * (1.0 - distancing))
+        return np.stack([np.stack([rates[:, 0], rates[:, 1]], 1), np.stack([rates[:, 1], rates[:, 2]], 1)], 1)
+
     def _contacts(self, persons: np.ndarray, places: np.ndarray, hours: np.ndarray, groups: np.ndarray) -> None:
         """Expected-contact exposure of one block. A pair at a place meets at the place type's rate per hour
         (staff-staff, staff-visitor, visitor-visitor; distancing scales it outside homes) for the hours they
         share (h_i h_j / 8 when their stays are spread over the block); each meeting with an infectious person
         j infects with probability spread_j * multiplier."""
-        rates = np.array([self.contact_rate[t] for t in self.loc_type])   # [place, (ss, sv, vv)]
-        rates = np.where((self.loc_type == "home")[:, None], rates, rates * (1.0 - self.distancing))
-        pair_rate = np.stack([np.stack([rates[:, 0], rates[:, 1]], 1), np.stack([rates[:, 1], rates[:, 2]], 1)], 1)
+        pair_rate = self.pair_rate
         for label, spread, not_inf, mult in ((self.label_a, self.spread_a, self.not_inf_a, self.multiplier),
                                              (self.label_d, self.spread_d, self.not_inf_d, self.multiplier_d)):
             infectious = INFECTIOUS[label[persons]]
@@ -459,12 +468,11 @@ class PandemicEnv(gym.Env):
         self._contacts(persons, places, hours, groups)
 
     def _simulate_day(self) -> list[np.ndarray]:
-        self._daily_update()
+        combined = self._daily_update()
         for name, every in self.routine_every.items():   # triggered every interval days, pending until done
             self.pending[name] |= self.routine_who[name] & ((self.day + self.routine_phase[name]) % every == 0)
         self.social_pending |= self.day - self.social_last >= 7
         self.done_today = {name: np.zeros(self.n, dtype=bool) for name in self.routines}
-        combined = self._combined()
         sick_home = (np.isin(self.result, (POSITIVE, T_CRITICAL)) & bool(self.regulations[self.stage]["stay_home_if_sick"])
                      & (self.np_random.random(self.n) < self.compliance))
         gone = (combined == DEAD) | self.in_hospital
@@ -514,6 +522,7 @@ class PandemicEnv(gym.Env):
         self.summary_a = self.summary_d = self.summary
         self.locked = np.zeros(self.num_loc, dtype=bool)
         self.distancing = 0.0
+        self.pair_rate = self._pair_rates(0.0)
         self.history = np.zeros((self.hist * self.days_in_obs, FEATURES))
         if self.four_start:
             self._impose(self.num_stages - 1)
